@@ -1,0 +1,118 @@
+"""The in-memory dataset record every loader returns, the dataset registry and spec parsing."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from evalsuite.core.errors import UsageError
+from evalsuite.core.registry import Registry
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images and labels held in memory.
+
+    ``x`` is uint8 ``[N, C, H, W]`` (0..255) or float32 ``[N, C, H, W]`` in [0, 1]; ``images()`` always
+    returns float32 in [0, 1]. Keeping CIFAR as uint8 lets training put the whole set on the GPU.
+    ``mean``/``std`` are the normalization statistics of the dataset family, stored in models trained on it.
+    """
+
+    name: str
+    split: str
+    x: torch.Tensor
+    y: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...] | None = None
+    subset: dict[str, object] | None = None
+
+    def __post_init__(self) -> None:
+        if self.x.ndim != 4:
+            raise UsageError(f"{self.name}: images must be [N, C, H, W], got shape {tuple(self.x.shape)}")
+        if self.y.ndim != 1 or self.y.shape[0] != self.x.shape[0]:
+            raise UsageError(f"{self.name}: {self.x.shape[0]} images but labels of shape {tuple(self.y.shape)}")
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.x.shape[1:]
+        return int(c), int(h), int(w)
+
+    def images(self, index: torch.Tensor | slice | None = None) -> torch.Tensor:
+        x = self.x if index is None else self.x[index]
+        return to_float_images(x)
+
+    def select(self, index: torch.Tensor, **subset_info: object) -> ImageSet:
+        return dataclasses.replace(self, x=self.x[index], y=self.y[index], subset=dict(subset_info) or None)
+
+
+def to_float_images(x: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 -> float32 [0, 1]; float input passes through as float32."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)
+    return x.float()
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    root: Path | None = None
+    download: bool = False
+
+
+Loader = Callable[[str, str, DatasetOptions], ImageSet]
+"""``loader(argument, split, options)``; argument is the part after ``kind:`` in a spec, or ''."""
+
+DATASETS: Registry[Loader] = Registry("dataset")
+
+
+def load_dataset(
+    spec: str, split: str = "test", root: str | Path | None = None, download: bool = False
+) -> ImageSet:
+    """Load a dataset spec: a registered name (``cifar10``, ``digits``) or ``kind:argument`` (``npz:PATH``)."""
+    if split not in ("train", "test"):
+        raise UsageError(f"split must be 'train' or 'test', got {split!r}")
+    kind, _, arg = spec.partition(":")
+    loader = DATASETS.get(kind)
+    opts = DatasetOptions(root=Path(root).expanduser() if root is not None else None, download=download)
+    return loader(arg, split, opts)
+
+
+def stratified_subset(data: ImageSet, n: int, seed: int = 0) -> ImageSet:
+    """A seeded, class-stratified subset of ``n`` examples, in shuffled (not class-sorted) order.
+
+    Each class gets floor(n * p_c) examples, the remainder going to the classes with the largest
+    fractional parts (ties broken by class index), so class proportions match the full set.
+    Never a prefix: netcal reads a class-sorted prefix with <= 2 labels as a binary problem.
+    """
+    total = len(data)
+    if n <= 0:
+        raise UsageError(f"--limit must be positive, got {n}")
+    if n >= total:
+        return data
+    g = torch.Generator().manual_seed(seed)
+    labels = data.y
+    classes, counts = torch.unique(labels, return_counts=True)
+    exact = counts.double() * n / total
+    take = exact.floor().long()
+    remainder = n - int(take.sum())
+    if remainder > 0:
+        frac = exact - take.double()
+        order = sorted(range(len(classes)), key=lambda i: (-float(frac[i]), i))
+        for i in order[:remainder]:
+            take[i] += 1
+    picked = []
+    for c, k in zip(classes.tolist(), take.tolist()):
+        idx = torch.nonzero(labels == c, as_tuple=False).flatten()
+        perm = torch.randperm(len(idx), generator=g)[:k]
+        picked.append(idx[perm])
+    index = torch.cat(picked)
+    index = index[torch.randperm(len(index), generator=g)]
+    return data.select(index, limit=n, seed=seed, of=total, method="stratified")
