@@ -36,7 +36,9 @@ class ImageSet:
         if self.x.ndim != 4:
             raise UsageError(f"{self.name}: images must be [N, C, H, W], got shape {tuple(self.x.shape)}")
         if self.y.ndim != 1 or self.y.shape[0] != self.x.shape[0]:
-            raise UsageError(f"{self.name}: {self.x.shape[0]} images but labels of shape {tuple(self.y.shape)}")
+            raise UsageError(
+                f"{self.name}: {self.x.shape[0]} images but labels of shape {tuple(self.y.shape)}"
+            )
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -65,6 +67,7 @@ def to_float_images(x: torch.Tensor) -> torch.Tensor:
 class DatasetOptions:
     root: Path | None = None
     download: bool = False
+    shape: tuple[int, int, int] | None = None
 
 
 Loader = Callable[[str, str, DatasetOptions], ImageSet]
@@ -74,14 +77,25 @@ DATASETS: Registry[Loader] = Registry("dataset")
 
 
 def load_dataset(
-    spec: str, split: str = "test", root: str | Path | None = None, download: bool = False
+    spec: str,
+    split: str = "test",
+    root: str | Path | None = None,
+    download: bool = False,
+    shape: tuple[int, int, int] | None = None,
 ) -> ImageSet:
-    """Load a dataset spec: a registered name (``cifar10``, ``digits``) or ``kind:argument`` (``npz:PATH``)."""
+    """Load a dataset spec: a registered name (``cifar10``, ``digits``) or ``kind:argument`` (``npz:PATH``).
+
+    ``shape`` ``(C, H, W)`` is a request to loaders that can produce any size (``folder:``, the OOD sets).
+    """
     if split not in ("train", "test"):
         raise UsageError(f"split must be 'train' or 'test', got {split!r}")
     kind, _, arg = spec.partition(":")
     loader = DATASETS.get(kind)
-    opts = DatasetOptions(root=Path(root).expanduser() if root is not None else None, download=download)
+    opts = DatasetOptions(
+        root=Path(root).expanduser() if root is not None else None,
+        download=download,
+        shape=shape,
+    )
     return loader(arg, split, opts)
 
 

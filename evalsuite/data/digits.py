@@ -36,7 +36,9 @@ def digits_stats() -> tuple[tuple[float], tuple[float]]:
     return (float(x_tr.mean()),), (float(x_tr.std()),)
 
 
-@DATASETS.register("digits", help="embedded: scikit-learn handwritten digits, 8x8 grey, 10 classes, no download")
+@DATASETS.register(
+    "digits", help="embedded: scikit-learn handwritten digits, 8x8 grey, 10 classes, no download"
+)
 def load_digits_set(arg: str, split: str, opts: DatasetOptions) -> ImageSet:
     if arg:
         raise UsageError(f"'digits' takes no argument, got 'digits:{arg}'")
