@@ -34,7 +34,9 @@ class SmallCNN(nn.Module):
 class TinyMLP(nn.Module):
     """Flatten, one hidden layer, linear head: the fastest model for tests."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 8, hidden: int = 32) -> None:
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 1, image_size: int = 8, hidden: int = 32
+    ) -> None:
         super().__init__()
         self.fc1 = nn.Linear(in_channels * image_size * image_size, hidden)
         self.fc2 = nn.Linear(hidden, num_classes)

@@ -1,0 +1,173 @@
+"""evalsuite checkpoints: one file of plain data, loadable with ``torch.load(path, weights_only=True)``.
+
+Layout (``format_version`` 1)::
+
+    {
+      "format": "evalsuite-checkpoint", "format_version": 1,
+      "state_dict": {name: tensor},            # NormalizedModel keys: normalize.mean/std, net.*
+      "masks": {param name: bool tensor},      # True = kept; empty for a dense model
+      "card": {                                # everything else, plain Python data
+        "arch": str, "arch_kwargs": dict, "num_classes": int, "input_shape": [C, H, W],
+        "normalization": {"mean": [...], "std": [...]}, "dataset": str,
+        "sparsity": {scheme, target_density, realized_density, mask_seed, mask_hash, layers: [...]},
+        "recipe": dict | None, "seed": int | None, "metrics": dict, "provenance": dict,
+      },
+    }
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from evalsuite.core.errors import CheckpointError
+from evalsuite.core.io import atomic_write
+from evalsuite.models.normalize import NormalizedModel
+from evalsuite.models.zoo import create_model
+
+FORMAT = "evalsuite-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelCard:
+    """What a checkpoint says about its model. Plain data only."""
+
+    arch: str
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    dataset: str
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    sparsity: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] | None = None
+    seed: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        d["normalization"] = {"mean": list(d.pop("mean")), "std": list(d.pop("std"))}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelCard:
+        try:
+            norm = d["normalization"]
+            return cls(
+                arch=str(d["arch"]),
+                num_classes=int(d["num_classes"]),
+                input_shape=tuple(int(s) for s in d["input_shape"]),  # type: ignore[arg-type]
+                mean=tuple(float(v) for v in norm["mean"]),
+                std=tuple(float(v) for v in norm["std"]),
+                dataset=str(d["dataset"]),
+                arch_kwargs=dict(d.get("arch_kwargs") or {}),
+                sparsity=dict(d.get("sparsity") or {}),
+                recipe=d.get("recipe"),
+                seed=d.get("seed"),
+                metrics=dict(d.get("metrics") or {}),
+                provenance=dict(d.get("provenance") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint card is malformed ({type(e).__name__}: {e})") from None
+
+
+def build_model(card: ModelCard) -> NormalizedModel:
+    return create_model(
+        card.arch, card.num_classes, card.mean, card.std, card.input_shape[0], **card.arch_kwargs
+    )
+
+
+def checkpoint_payload(
+    model: torch.nn.Module, card: ModelCard, masks: dict[str, torch.Tensor] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "masks": {k: v.detach().cpu().bool() for k, v in (masks or {}).items()},
+        "card": card.to_dict(),
+        **extra,
+    }
+
+
+def save_payload(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
+    """Atomic ``torch.save``: a temporary file beside ``path``, then rename."""
+    return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: torch.nn.Module,
+    card: ModelCard,
+    masks: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    return save_payload(path, checkpoint_payload(model, card, masks))
+
+
+def safe_load(path: str | os.PathLike[str], trust: bool = False) -> Any:
+    """``torch.load`` with ``weights_only=True`` unless the user trusts the file; one-line errors.
+
+    A file that needs arbitrary unpickling is refused with a message naming ``--trust-checkpoint``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such file")
+    if p.is_dir():
+        raise CheckpointError(f"{p}: is a folder, not a checkpoint file")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p}: file is empty")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e) or "Unsupported operand" in str(e):
+            raise CheckpointError(
+                f"{p}: refused to unpickle arbitrary objects ({first[:160]}); "
+                "if you trust this file, pass --trust-checkpoint"
+            ) from None
+        raise CheckpointError(f"{p}: not a readable checkpoint ({first[:200]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, io.UnsupportedOperation) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{p}: corrupt or truncated checkpoint ({msg[:200]})") from None
+
+
+def is_evalsuite_checkpoint(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.get("format") == FORMAT
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], trust: bool = False
+) -> tuple[NormalizedModel, ModelCard, dict[str, torch.Tensor]]:
+    """Load an evalsuite checkpoint: (model in eval mode, card, masks)."""
+    obj = safe_load(path, trust=trust)
+    return model_from_payload(obj, str(path))
+
+
+def model_from_payload(obj: Any, where: str) -> tuple[NormalizedModel, ModelCard, dict[str, torch.Tensor]]:
+    if not is_evalsuite_checkpoint(obj):
+        raise CheckpointError(f"{where}: not an evalsuite checkpoint (no 'format': {FORMAT!r})")
+    version = obj.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{where}: checkpoint format_version {version}, this evalsuite reads {FORMAT_VERSION}"
+        )
+    card = ModelCard.from_dict(obj["card"])
+    model = build_model(card)
+    try:
+        model.load_state_dict(obj["state_dict"], strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(f"{where}: weights do not fit arch {card.arch!r} ({first[:200]})") from None
+    masks = {k: v.bool() for k, v in (obj.get("masks") or {}).items()}
+    model.eval()
+    return model, card, masks
