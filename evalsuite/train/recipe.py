@@ -1,0 +1,86 @@
+"""Training recipes as frozen dataclasses; the defaults per dataset."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from evalsuite.core.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """SGD with step decay. ``milestones`` are epochs where lr is multiplied by ``gamma``.
+
+    ``augment``: ``crop_flip`` (random crop after zero-padding by ``crop_padding`` and horizontal flip,
+    done on whole batches on the device) or ``none``.
+    """
+
+    epochs: int = 160
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    milestones: tuple[int, ...] = (80, 120)
+    gamma: float = 0.1
+    augment: str = "crop_flip"
+    crop_padding: int = 4
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise UsageError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 2:
+            raise UsageError(f"batch size must be >= 2, got {self.batch_size}")
+        if self.lr <= 0:
+            raise UsageError(f"lr must be positive, got {self.lr}")
+        if self.weight_decay < 0 or not (0 <= self.momentum < 1):
+            raise UsageError("weight decay must be >= 0 and momentum in [0, 1)")
+        if self.augment not in ("crop_flip", "none"):
+            raise UsageError(f"augment must be 'crop_flip' or 'none', got {self.augment!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["milestones"] = list(self.milestones)
+        d["optimizer"] = "sgd"
+        d["schedule"] = "multistep"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Recipe:
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if "milestones" in kw:
+            kw["milestones"] = tuple(int(m) for m in kw["milestones"])
+        return cls(**kw)
+
+    def with_overrides(self, **overrides: Any) -> Recipe:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+# The paper's CIFAR recipe (Liu et al. 2022): SGD 0.9, lr 0.1, wd 5e-4, batch 128, 160 epochs, x0.1 at 80/120.
+PAPER_CIFAR = Recipe()
+
+# Seconds on a CPU: the embedded digits set is 1,347 training images of 8x8.
+DIGITS = Recipe(
+    epochs=30, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4, milestones=(20, 26), augment="none"
+)
+
+DEFAULT_RECIPES: dict[str, Recipe] = {"digits": DIGITS}
+DEFAULT_ARCH: dict[str, str] = {
+    "digits": "smallcnn",
+    "cifar10": "resnet20",
+    "cifar100": "resnet32",
+    "svhn": "resnet20",
+}
+
+
+def default_recipe(dataset: str) -> Recipe:
+    return DEFAULT_RECIPES.get(dataset, PAPER_CIFAR)
+
+
+def default_arch(dataset: str) -> str:
+    if dataset not in DEFAULT_ARCH:
+        raise UsageError(f"no default model for dataset {dataset!r}; pass --arch")
+    return DEFAULT_ARCH[dataset]
