@@ -3,8 +3,22 @@
 The package is library first; ``evalsuite.cli`` is a thin layer over it.
 Import order is one way: cli -> battery | train | bench -> metrics | ood | attacks | sparsity | data
 | models | report -> core.
+
+``evalsuite.evaluate(model_or_path, config, options) -> EvalResult`` runs the battery (imported lazily,
+so ``import evalsuite`` stays light).
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "evaluate"]
+
+
+def evaluate(*args: Any, **kwargs: Any) -> Any:
+    """See ``evalsuite.battery.evaluate``."""
+    from evalsuite.battery import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)

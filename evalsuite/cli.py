@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EPILOG_INIT = """examples:
   evalsuite init --arch resnet20 --dataset cifar10 --sparse-init erk --density 0.05 --seed 1 --out init.pt
@@ -27,8 +27,25 @@ EPILOG_TRAIN = """examples:
 """
 
 
+EPILOG_EVAL = """examples:
+  evalsuite eval model.pt                                   # every check, the checkpoint's dataset
+  evalsuite eval model.pt --checks clean,calibration,ood --ood svhn,cifar100 --out r.json
+  evalsuite eval r20.th --arch resnet20 --arch-kwargs '{"shortcut": "A"}' --data cifar10 \\
+      --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --limit 1000
+  evalsuite eval model.pt --data npz:test.npz --ood imagenet=npz:imagenet_sample/test.npz
+  evalsuite eval model.pt --shard 0/4 --out s0.json   # then: evalsuite merge s*.json --out all.json
+"""
+
+
 class CLIUsageError(Exception):
     pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``evalsuite CMD: error: ...`` and exit 2, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _density(text: str) -> float:
@@ -76,20 +93,125 @@ def _add_init_args(p: argparse.ArgumentParser, dataset_required: bool) -> None:
     d.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _shard(text: str) -> tuple[int, int]:
+    i, slash, n = text.partition("/")
+    try:
+        if not slash:
+            raise ValueError
+        shard = int(i), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N like 0/4, got {text!r}") from None
+    if not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise argparse.ArgumentTypeError(f"shard must satisfy 0 <= I < N, got {text!r}")
+    return shard
+
+
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("model loading (foreign checkpoints)")
+    m.add_argument("--arch", help="zoo name, path/to/file.py:callable or package.module:callable")
+    m.add_argument("--arch-kwargs", type=_json_dict, default={}, help="JSON, e.g. '{\"depth\": 20}'")
+    m.add_argument("--mean", type=_floats, help="normalization mean (default: the dataset's)")
+    m.add_argument("--std", type=_floats, help="normalization std (default: the dataset's)")
+    m.add_argument("--no-normalize", action="store_true", help="the model already takes [0,1] images")
+    m.add_argument(
+        "--trust-checkpoint", action="store_true", help="allow arbitrary unpickling (trusted files only)"
+    )
+    d = p.add_argument_group("data")
+    d.add_argument("--data", help="ID test set spec (default: the checkpoint's dataset)")
+    d.add_argument(
+        "--ood", action="append", help="OOD set specs, repeatable or comma-separated; name=SPEC names one"
+    )
+    d.add_argument("--data-root", help="where torchvision datasets live")
+    d.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
+    d.add_argument("--limit", type=int, help="seeded class-stratified subset of N test examples")
+    d.add_argument("--shard", type=_shard, help="run shard I of N (positions I, I+N, ...); merge later")
+    b = p.add_argument_group("battery")
+    b.add_argument("--checks", default="clean,calibration,ood,robust,sparsity")
+    b.add_argument("--attacks", default="fgsm,pgd_linf,pgd_l2")
+    b.add_argument("--eps", default="1/255,2/255,4/255,8/255", help="L-inf eps list, pixel units")
+    b.add_argument("--eps-l2", default="0.125,0.25,0.5", help="L2 eps list, pixel units")
+    b.add_argument("--pgd-steps", type=int, default=10)
+    b.add_argument("--pgd-restarts", type=int, default=1)
+    b.add_argument("--pgd-step-size", type=float, default=0.25, help="PGD step as a fraction of eps")
+    b.add_argument("--ood-scores", default="msp,maxlogit,energy")
+    b.add_argument("--bins", type=int, default=15, help="ECE bins")
+    b.add_argument("--seed", type=int, default=0, help="subset and attack random-start seed")
+    h = p.add_argument_group("run")
+    h.add_argument("--device", default="auto")
+    h.add_argument("--batch-size", type=int)
+    h.add_argument("--no-cache", action="store_true", help="recompute even if a cached result exists")
+
+
+def _battery_config(args: argparse.Namespace) -> Any:
+    from evalsuite.attacks import parse_eps
+    from evalsuite.battery import BatteryConfig, parse_list
+
+    return BatteryConfig(
+        checks=parse_list(args.checks),
+        attacks=parse_list(args.attacks),
+        eps_linf=tuple(parse_eps(e) for e in parse_list(args.eps)),
+        eps_l2=tuple(parse_eps(e) for e in parse_list(args.eps_l2)),
+        pgd_steps=args.pgd_steps,
+        pgd_restarts=args.pgd_restarts,
+        pgd_rel_stepsize=args.pgd_step_size,
+        ood_scores=parse_list(args.ood_scores),
+        n_bins=args.bins,
+        seed=args.seed,
+        limit=args.limit,
+        shard=args.shard,
+    )
+
+
+def _eval_options(args: argparse.Namespace, out: Path | None) -> Any:
+    from evalsuite.battery import EvalOptions, parse_list
+
+    return EvalOptions(
+        data=args.data,
+        ood=parse_list(args.ood) if args.ood is not None else None,
+        arch=args.arch,
+        arch_kwargs=args.arch_kwargs,
+        mean=args.mean,
+        std=args.std,
+        normalize=not args.no_normalize,
+        trust_checkpoint=args.trust_checkpoint,
+        data_root=args.data_root,
+        download=args.download,
+        device=args.device,
+        batch_size=args.batch_size,
+        out=out,
+        cache=not args.no_cache,
+        progress=not args.quiet,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="evalsuite",
         description="Does a randomly pruned network replace its dense twin?",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info lines")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # --debug and -q work before or after the subcommand
+    common = Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress output"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    p_ls = sub.add_parser("ls", help="list registered models, schemes, datasets, ...")
+    p_ls = sub.add_parser("ls", parents=[common], help="list registered models, schemes, datasets, ...")
     p_ls.add_argument("kind", nargs="?", default="all", help="models | schemes | datasets | all")
 
     p_init = sub.add_parser(
-        "init",
+        parents=[common],
+        name="init",
         help="write a randomly pruned network at initialization",
         epilog=EPILOG_INIT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -98,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_init.add_argument("--out", required=True, help="checkpoint to write")
 
     p_train = sub.add_parser(
-        "train",
+        parents=[common],
+        name="train",
         help="train a dense or randomly pruned network",
         epilog=EPILOG_TRAIN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -112,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_train.add_argument("--out", required=True, help="checkpoint to write (log: OUT.log.jsonl)")
     p_train.add_argument("--resume", action="store_true", help="continue from OUT's last completed epoch")
+    p_train.add_argument(
+        "--test-data", help="dataset spec for the test split (default: --dataset's); e.g. npz:test.npz"
+    )
     r = p_train.add_argument_group("recipe (defaults: the dataset's; CIFAR: the paper's)")
     r.add_argument("--epochs", type=int)
     r.add_argument("--batch-size", type=int)
@@ -133,7 +259,50 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     h.add_argument("--limit-train", type=int, help="seeded stratified subset of the training set")
     h.add_argument("--limit-test", type=int, help="seeded stratified subset of the test set")
+    p_eval = sub.add_parser(
+        parents=[common],
+        name="eval",
+        help="run the battery on one model and write one result",
+        epilog=EPILOG_EVAL,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_eval.add_argument("model", help="checkpoint: evalsuite, state_dict, TorchScript or torch.export (.pt2)")
+    p_eval.add_argument("--out", help="result JSON to write (per-example arrays beside it as .npz)")
+    p_eval.add_argument("--json", action="store_true", help="print the result JSON instead of the summary")
+    _add_eval_args(p_eval)
+
+    p_merge = sub.add_parser(
+        "merge", parents=[common], help="merge --shard results into the whole-set result"
+    )
+    p_merge.add_argument("shards", nargs="+", help="shard result JSONs (with their .npz beside them)")
+    p_merge.add_argument("--out", required=True, help="merged result JSON")
     return parser
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evalsuite.battery import evaluate
+    from evalsuite.report import format_result
+
+    out = Path(args.out) if args.out else None
+    result = evaluate(args.model, _battery_config(args), _eval_options(args, out))
+    if args.json:
+        sys.stdout.write(result.to_json())
+    else:
+        print(format_result(result))
+        if out is not None:
+            print(f"\nwrote {out} and {out.with_suffix('.npz')}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from evalsuite.battery import merge_shards, save_result
+    from evalsuite.report import format_result
+
+    result, arrays = merge_shards(args.shards)
+    out = save_result(result, arrays, Path(args.out))
+    print(format_result(result))
+    print(f"\nwrote {out}")
+    return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -243,6 +412,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         options=options,
         from_init=Path(args.from_init) if args.from_init else None,
         trust_checkpoint=args.trust_checkpoint,
+        test_data=args.test_data,
     )
     card = run_training(job)
     m = card.metrics
@@ -254,12 +424,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ls": cmd_ls, "init": cmd_init, "train": cmd_train}
+COMMANDS = {"ls": cmd_ls, "init": cmd_init, "train": cmd_train, "eval": cmd_eval, "merge": cmd_merge}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # usage errors and --help: return the code instead of exiting mid-call
+        return int(e.code or 0)
     if args.command is None:
         parser.print_help()
         return 2

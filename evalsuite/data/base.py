@@ -111,8 +111,16 @@ def stratified_subset(data: ImageSet, n: int, seed: int = 0) -> ImageSet:
         raise UsageError(f"--limit must be positive, got {n}")
     if n >= total:
         return data
+    index = stratified_indices(data.y, n, seed)
+    return data.select(index, limit=n, seed=seed, of=total, method="stratified")
+
+
+def stratified_indices(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """Indices of the subset ``stratified_subset`` takes (int64 [min(n, N)]), in its shuffled order."""
+    total = int(labels.shape[0])
+    if n >= total:
+        return torch.arange(total)
     g = torch.Generator().manual_seed(seed)
-    labels = data.y
     classes, counts = torch.unique(labels, return_counts=True)
     exact = counts.double() * n / total
     take = exact.floor().long()
@@ -128,5 +136,4 @@ def stratified_subset(data: ImageSet, n: int, seed: int = 0) -> ImageSet:
         perm = torch.randperm(len(idx), generator=g)[:k]
         picked.append(idx[perm])
     index = torch.cat(picked)
-    index = index[torch.randperm(len(index), generator=g)]
-    return data.select(index, limit=n, seed=seed, of=total, method="stratified")
+    return index[torch.randperm(len(index), generator=g)]

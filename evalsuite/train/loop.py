@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evalsuite.core.device import device_name, pick_device
 from evalsuite.core.errors import CheckpointError, UsageError
 from evalsuite.core.provenance import provenance
 from evalsuite.data import ImageSet, load_dataset, stratified_subset, to_float_images
@@ -65,18 +66,6 @@ class InitSpec:
 
     def resolved_arch(self) -> str:
         return self.arch or default_arch(self.dataset)
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but CUDA is not available")
-    return dev
 
 
 def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
@@ -352,7 +341,7 @@ def train_model(
     card.recipe = recipe.to_dict()
     card.metrics = final
     card.provenance = provenance(
-        device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        device=device_name(device),
         amp=bool(use_amp),
         channels_last=bool(channels_last),
         world_size=world,
@@ -406,6 +395,7 @@ class TrainJob:
     options: TrainOptions
     from_init: Path | None = None
     trust_checkpoint: bool = False
+    test_data: str | None = None
 
 
 def run_training(job: TrainJob) -> ModelCard:
@@ -428,6 +418,6 @@ def run_training(job: TrainJob) -> ModelCard:
     if job.options.resume and job.options.resume_path.exists():
         saved = ModelCard.from_dict(safe_load(job.options.resume_path)["card"])
         _same_job(card, saved, job.options.resume_path)
-    test_set = load_dataset(dataset, "test", root, download)
+    test_set = load_dataset(job.test_data or dataset, "test", root, download)
     recipe = default_recipe(dataset).with_overrides(**job.recipe_overrides)
     return train_model(model, card, masks, recipe, job.options, train_set, test_set)

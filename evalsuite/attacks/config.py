@@ -1,0 +1,124 @@
+"""Attack configs and the attack registry.
+
+Conventions: images in [0, 1] (the model normalizes inside), eps in pixel units of that range (write
+``8/255`` where the literature does), the model attacked in eval mode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torchattacks
+from torch import nn
+
+from evalsuite.core.errors import UsageError
+from evalsuite.core.registry import Registry
+
+Norm = Literal["linf", "l2"]
+
+ReferenceFactory = Callable[[nn.Module, float, float, int, bool], torchattacks.attack.Attack]
+"""``reference(model, eps, alpha, steps, random_start)``: the plain torchattacks attack we must match."""
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """What the engine needs to know about a registered attack."""
+
+    name: str
+    norm: Norm
+    iterative: bool
+    reference: ReferenceFactory = field(repr=False, compare=False)
+
+
+ATTACKS: Registry[AttackSpec] = Registry("attack")
+
+ATTACKS.add(
+    "fgsm",
+    AttackSpec("fgsm", "linf", False, lambda m, eps, alpha, steps, rs: torchattacks.FGSM(m, eps=eps)),
+    help="FGSM, one signed-gradient step of size eps (L-inf); one backward serves every eps",
+)
+ATTACKS.add(
+    "pgd_linf",
+    AttackSpec(
+        "pgd_linf",
+        "linf",
+        True,
+        lambda m, eps, alpha, steps, rs: torchattacks.PGD(
+            m, eps=eps, alpha=alpha, steps=steps, random_start=rs
+        ),
+    ),
+    help="PGD L-inf (torchattacks.PGD update), random start, early retirement, cascaded over eps",
+)
+ATTACKS.add(
+    "pgd_l2",
+    AttackSpec(
+        "pgd_l2",
+        "l2",
+        True,
+        lambda m, eps, alpha, steps, rs: torchattacks.PGDL2(
+            m, eps=eps, alpha=alpha, steps=steps, random_start=rs
+        ),
+    ),
+    help="PGD L2 (torchattacks.PGDL2 update), random start, early retirement, cascaded over eps",
+)
+
+
+def parse_eps(text: str | float) -> float:
+    """``"8/255"``, ``"0.03"`` or a number -> float; a UsageError for anything else or a negative value."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        num, slash, den = str(text).strip().partition("/")
+        try:
+            value = float(num) / float(den) if slash else float(num)
+        except (ValueError, ZeroDivisionError):
+            raise UsageError(f"bad eps {text!r}: expected a number or a fraction like 8/255") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"eps must be finite and >= 0, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """One attack over a list of eps.
+
+    ``eps`` is stored sorted ascending without duplicates (the cascade walks it upward). The step size
+    is ``rel_stepsize * eps`` for both norms: eps/4 is the usual PGD-10 L-inf rule, and for L2 it equals
+    the robustness library's 2.5 * eps / steps at 10 steps (torchattacks' PGDL2 default ratio is 0.2;
+    pass ``rel_stepsize=0.2`` to match it). FGSM ignores steps, rel_stepsize, restarts and random_start.
+    ``seed`` feeds the random starts; ``run_attacks(seed=...)`` overrides it for every config.
+    """
+
+    name: str
+    eps: tuple[float, ...]
+    steps: int = 10
+    rel_stepsize: float = 0.25
+    restarts: int = 1
+    random_start: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        ATTACKS.get(self.name)  # UsageError naming the known attacks
+        raw: Sequence[float | str] = (self.eps,) if isinstance(self.eps, (int, float, str)) else self.eps
+        if len(raw) == 0:
+            raise UsageError(f"attack {self.name!r}: eps list is empty")
+        object.__setattr__(self, "eps", tuple(sorted({parse_eps(e) for e in raw})))
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise UsageError(f"attack {self.name!r}: steps must be an integer >= 1, got {self.steps!r}")
+        if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or self.restarts < 1:
+            raise UsageError(f"attack {self.name!r}: restarts must be an integer >= 1, got {self.restarts!r}")
+        if not (math.isfinite(self.rel_stepsize) and self.rel_stepsize > 0):
+            raise UsageError(f"attack {self.name!r}: rel_stepsize must be > 0, got {self.rel_stepsize!r}")
+        if self.restarts > 1 and not self.random_start and self.spec.iterative:
+            raise UsageError(f"attack {self.name!r}: restarts > 1 need random_start")
+
+    @property
+    def spec(self) -> AttackSpec:
+        return ATTACKS.get(self.name)
+
+    def alpha(self, eps: float) -> float:
+        """The PGD step size at ``eps``."""
+        return self.rel_stepsize * eps

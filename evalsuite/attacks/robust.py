@@ -1,0 +1,312 @@
+"""Robust accuracy of one model over a list of attack configs, with sanity checks.
+
+An example is robust at (attack, eps) only if it is clean-correct and no iterate of the attack fooled it.
+PGD walks each eps list upward and attacks at eps_k only the examples that survived eps_{k-1} (an
+adversarial example inside a small ball lies inside every larger one), and an L-inf PGD result also
+counts the examples FGSM fooled at the same eps, so it is the worst case over our L-inf attacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from evalsuite.attacks.config import ATTACKS, AttackConfig
+from evalsuite.attacks.engines import MultiEpsFGSM, RetiringPGD, start_noise
+from evalsuite.core.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, float]
+
+
+@dataclass(frozen=True)
+class AttackOutcome:
+    """One (attack, eps) cell. Masks are CPU bool [N] over the full input set."""
+
+    attack: str
+    eps: float
+    robust: Tensor
+    """Clean-correct and never fooled; for pgd_linf also not fooled by FGSM at this eps."""
+    own_robust: Tensor
+    """Robust against this attack's own iterates (and the cascade below this eps), before folding in FGSM."""
+    attacked: int
+    """Examples the attack ran on after the cascade removed the already-fooled."""
+    example_grads: int
+    """Rows backpropagated: the cost (plain PGD-10 on N examples costs 10 N)."""
+    flags: tuple[str, ...] = ()
+
+    @property
+    def accuracy(self) -> float:
+        return int(self.robust.sum()) / self.robust.numel() if self.robust.numel() else float("nan")
+
+
+@dataclass(frozen=True)
+class RobustnessResult:
+    """Everything ``run_attacks`` found: per-(attack, eps) outcomes, the inputs that shaped them, flags."""
+
+    outcomes: dict[Key, AttackOutcome]
+    clean_correct: Tensor
+    configs: tuple[AttackConfig, ...]
+
+    @property
+    def robust(self) -> dict[Key, Tensor]:
+        """(attack, eps) -> robust mask [N] bool."""
+        return {k: o.robust for k, o in self.outcomes.items()}
+
+    @property
+    def clean_accuracy(self) -> float:
+        n = self.clean_correct.numel()
+        return int(self.clean_correct.sum()) / n if n else float("nan")
+
+    def accuracy(self, attack: str, eps: float) -> float:
+        return self.outcomes[(attack, eps)].accuracy
+
+    @property
+    def flags(self) -> list[str]:
+        """Every sanity flag as ``"attack@eps: message"``; empty when all checks pass."""
+        return [f"{o.attack}@{o.eps:g}: {f}" for o in self.outcomes.values() for f in o.flags]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: configs, clean accuracy and one row per (attack, eps); no tensors."""
+        return {
+            "clean_accuracy": self.clean_accuracy,
+            "n": int(self.clean_correct.numel()),
+            "configs": [dataclasses.asdict(c) for c in self.configs],
+            "results": [
+                {
+                    "attack": o.attack,
+                    "eps": o.eps,
+                    "robust_accuracy": o.accuracy,
+                    "attacked": o.attacked,
+                    "example_grads": o.example_grads,
+                    "flags": list(o.flags),
+                }
+                for o in self.outcomes.values()
+            ],
+        }
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _model_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    have = param.device if param is not None else torch.device("cpu")
+    if device is None:
+        return have
+    want = torch.device(device)
+    same_index = want.index is None or have.index is None or want.index == have.index
+    if want.type != have.type or not same_index:
+        raise UsageError(f"the model is on {have} but device={want}; move the model first")
+    return have
+
+
+def _check_inputs(x: Tensor, y: Tensor, clean_correct: Tensor | None, batch_size: int) -> None:
+    if x.ndim != 4 or not x.is_floating_point():
+        raise UsageError(f"images must be float [N, C, H, W], got {x.dtype} of shape {tuple(x.shape)}")
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise UsageError(f"{x.shape[0]} images but labels of shape {tuple(y.shape)}")
+    if x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
+        raise UsageError("images must lie in [0, 1]; the model normalizes inside")
+    if clean_correct is not None and (clean_correct.dtype != torch.bool or clean_correct.shape != y.shape):
+        raise UsageError(f"clean_correct must be bool of shape {tuple(y.shape)}")
+    if batch_size < 1:
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def _chunks(index: Tensor, batch_size: int) -> Iterator[Tensor]:
+    yield from torch.split(index, batch_size)
+
+
+def _take(t: Tensor, index: Tensor, dev: torch.device) -> Tensor:
+    """Rows ``index`` (CPU) of ``t`` (wherever the caller keeps it) on ``dev``; one batch at a time."""
+    return t[index.to(t.device)].to(dev)
+
+
+@torch.no_grad()
+def _correct(
+    model: nn.Module, x: Tensor, y: Tensor, index: Tensor, batch_size: int, dev: torch.device
+) -> Tensor:
+    """[len(index)] bool: the model classifies x[index] correctly."""
+    out = [
+        model(_take(x, i, dev)).argmax(dim=1).cpu() == y[i.to(y.device)].cpu()
+        for i in _chunks(index, batch_size)
+    ]
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+
+def run_attacks(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    clean_correct: Tensor | None,
+    configs: Sequence[AttackConfig],
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    seed: int | None = None,
+    example_ids: Tensor | None = None,
+) -> RobustnessResult:
+    """Robust masks for every (attack, eps) in ``configs``.
+
+    model: takes [B, C, H, W] in [0, 1], normalizes inside; attacked in eval mode (restored after), never
+    moved: it must already be on ``device`` (default: wherever its parameters are).
+    x [N, C, H, W] in [0, 1] and y [N] stay where they are (CPU or device); ``batch_size`` rows at a time are
+    copied to the device. Masks come back on the CPU.
+    clean_correct [N] bool, or None to compute it here. Only clean-correct examples are attacked.
+    seed, if given, replaces every config's seed. Random starts for example i depend only on
+    (seed, attack, eps, restart, example_ids[i]), so results do not depend on batch_size, on global RNG
+    state, or (with ``example_ids`` = positions in the full split) on which shard an example ran in.
+    example_ids [N] int, default ``arange(N)``.
+    """
+    if not configs:
+        raise UsageError("no attacks configured")
+    cfgs = tuple(dataclasses.replace(c, seed=seed) if seed is not None else c for c in configs)
+    names = [c.name for c in cfgs]
+    if len(set(names)) != len(names):
+        raise UsageError(f"each attack may appear once, got {names}")
+    _check_inputs(x, y, clean_correct, batch_size)
+    dev = _model_device(model, device)
+    x, y = x.detach(), y.detach().long()
+    everyone = torch.arange(x.shape[0])
+    ids = everyone if example_ids is None else example_ids.detach().cpu().long()
+    if ids.shape != everyone.shape:
+        raise UsageError(f"example_ids must have shape {tuple(everyone.shape)}, got {tuple(ids.shape)}")
+
+    outcomes: dict[Key, AttackOutcome] = {}
+    with _eval_mode(model):
+        if clean_correct is None:
+            clean_correct = _correct(model, x, y, everyone, batch_size, dev)
+        clean_correct = clean_correct.cpu()
+        fgsm_robust: dict[float, Tensor] = {}
+        # FGSM first: PGD L-inf folds its results in at equal eps
+        for cfg in sorted(cfgs, key=lambda c: c.spec.iterative):
+            if cfg.spec.iterative:
+                outcomes.update(_run_pgd(model, x, y, clean_correct, cfg, fgsm_robust, batch_size, dev, ids))
+            else:
+                fgsm = _run_fgsm(model, x, y, clean_correct, cfg, batch_size, dev)
+                fgsm_robust.update({o.eps: o.robust for o in fgsm.values()})
+                outcomes.update(fgsm)
+
+    flagged = sanity_flags(outcomes, clean_correct, fgsm_robust)
+    outcomes = {k: dataclasses.replace(o, flags=flagged.get(k, ())) for k, o in outcomes.items()}
+    result = RobustnessResult(outcomes=outcomes, clean_correct=clean_correct, configs=cfgs)
+    for f in result.flags:
+        log.warning("attack sanity: %s", f)
+    return result
+
+
+def _run_fgsm(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    clean_correct: Tensor,
+    cfg: AttackConfig,
+    batch_size: int,
+    dev: torch.device,
+) -> dict[Key, AttackOutcome]:
+    atk = MultiEpsFGSM(model, cfg.eps)
+    robust = clean_correct.unsqueeze(0).repeat(len(cfg.eps), 1)
+    index = clean_correct.nonzero().flatten()
+    for i in _chunks(index, batch_size):
+        robust[:, i] &= ~atk.fooled(_take(x, i, dev), _take(y, i, dev)).cpu()
+    n = int(index.numel())
+    return {
+        (cfg.name, e): AttackOutcome(cfg.name, e, robust[k], robust[k], attacked=n, example_grads=n)
+        for k, e in enumerate(cfg.eps)
+    }
+
+
+def _run_pgd(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    clean_correct: Tensor,
+    cfg: AttackConfig,
+    fgsm_robust: dict[float, Tensor],
+    batch_size: int,
+    dev: torch.device,
+    ids: Tensor,
+) -> dict[Key, AttackOutcome]:
+    norm = cfg.spec.norm
+    out: dict[Key, AttackOutcome] = {}
+    survivors = clean_correct.clone()
+    for eps in cfg.eps:
+        own = survivors.clone()
+        attacked = int(own.sum())
+        grads = 0
+        if eps == 0:
+            # Every PGD iterate at eps 0 is exactly the clean image (the step is projected back to it), so
+            # one forward decides; no gradient is needed.
+            index = own.nonzero().flatten()
+            own[index] = _correct(model, x, y, index, batch_size, dev)
+        else:
+            atk = RetiringPGD(model, eps, cfg.alpha(eps), cfg.steps, norm, cfg.random_start, retire=True)
+            for restart in range(cfg.restarts):
+                index = own.nonzero().flatten()
+                key = f"{cfg.seed}/{cfg.name}/{eps!r}/{restart}"
+                for i in _chunks(index, batch_size):
+                    start = (
+                        start_noise(norm, eps, ids[i], x.shape[1:], key).to(dev) if cfg.random_start else None
+                    )
+                    atk(_take(x, i, dev), _take(y, i, dev), start=start)
+                    assert atk.fooled is not None
+                    own[i[atk.fooled.cpu()]] = False
+                    grads += atk.example_grads
+        robust = own & fgsm_robust[eps] if norm == "linf" and eps in fgsm_robust else own
+        out[(cfg.name, eps)] = AttackOutcome(cfg.name, eps, robust, own, attacked, example_grads=grads)
+        survivors = robust
+    return out
+
+
+def sanity_flags(
+    outcomes: dict[Key, AttackOutcome], clean_correct: Tensor, fgsm_robust: dict[float, Tensor]
+) -> dict[Key, tuple[str, ...]]:
+    """Checks that hold for any sound attack; a failure is a bug or a sign of gradient masking.
+
+    * eps 0 reproduces the clean-correct set;
+    * robust implies clean-correct;
+    * PGD L-inf on its own is no weaker than FGSM at equal eps (else "possible gradient masking");
+    * robust accuracy does not rise with eps (by construction for PGD; FGSM can fail it).
+    """
+    n = max(int(clean_correct.numel()), 1)
+    clean_acc = float(clean_correct.sum()) / n
+    flags: dict[Key, list[str]] = {k: [] for k in outcomes}
+    by_attack: dict[str, list[AttackOutcome]] = {}
+    for key, o in outcomes.items():
+        by_attack.setdefault(o.attack, []).append(o)
+        if o.eps == 0 and not torch.equal(o.robust, clean_correct):
+            flags[key].append(f"eps 0 gives accuracy {o.accuracy:.4f}, clean is {clean_acc:.4f}")
+        extra = int((o.robust & ~clean_correct).sum())
+        if extra:
+            flags[key].append(f"{extra} examples robust but not clean-correct")
+        spec = ATTACKS.get(o.attack)
+        if spec.iterative and spec.norm == "linf" and o.eps in fgsm_robust:
+            own_acc = float(o.own_robust.sum()) / n
+            fgsm_acc = float(fgsm_robust[o.eps].sum()) / n
+            if own_acc > fgsm_acc:
+                flags[key].append(
+                    f"possible gradient masking: {o.attack} alone {own_acc:.4f} > fgsm {fgsm_acc:.4f}"
+                )
+    for cells in by_attack.values():
+        cells.sort(key=lambda o: o.eps)
+        for lo, hi in zip(cells, cells[1:], strict=False):
+            if hi.accuracy > lo.accuracy:
+                flags[(hi.attack, hi.eps)].append(
+                    f"accuracy rises with eps: {lo.accuracy:.4f} at {lo.eps:g} -> {hi.accuracy:.4f}"
+                )
+    return {k: tuple(v) for k, v in flags.items() if v}

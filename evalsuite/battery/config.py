@@ -1,0 +1,87 @@
+"""The battery configuration: a frozen dataclass parsed once at the edge and written into every result."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from evalsuite.attacks import ATTACKS
+from evalsuite.core.errors import UsageError
+from evalsuite.ood import OOD_SCORES
+
+CHECKS = ("clean", "calibration", "ood", "robust", "sparsity")
+DEFAULT_ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
+DEFAULT_EPS_LINF = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
+# L2 radii in [0, 1] pixel units; RobustBench's CIFAR-10 L2 threat model is 0.5
+DEFAULT_EPS_L2 = (0.125, 0.25, 0.5)
+DEFAULT_OOD_SCORES = ("msp", "maxlogit", "energy")
+
+
+def parse_list(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """'a,b' or ['a', 'b,c'] -> ('a', 'b', 'c'); repeated flags and commas both work."""
+    if text is None:
+        return ()
+    items = [text] if isinstance(text, str) else list(text)
+    return tuple(p.strip() for item in items for p in item.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class BatteryConfig:
+    """What to measure. ``limit`` takes a seeded, class-stratified subset of the ID set (and a seeded
+    random subset of each OOD set); ``shard`` = (i, n) keeps positions i, i+n, ... of that subset."""
+
+    checks: tuple[str, ...] = CHECKS
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    eps_linf: tuple[float, ...] = DEFAULT_EPS_LINF
+    eps_l2: tuple[float, ...] = DEFAULT_EPS_L2
+    pgd_steps: int = 10
+    pgd_restarts: int = 1
+    pgd_rel_stepsize: float = 0.25
+    ood_scores: tuple[str, ...] = DEFAULT_OOD_SCORES
+    n_bins: int = 15
+    seed: int = 0
+    limit: int | None = None
+    shard: tuple[int, int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = [c for c in self.checks if c not in CHECKS]
+        if bad:
+            raise UsageError(f"unknown check(s) {', '.join(bad)}; choose from {', '.join(CHECKS)}")
+        for a in self.attacks:
+            ATTACKS.get(a)  # UsageError naming the known attacks, before any work is done
+        for s in self.ood_scores:
+            OOD_SCORES.get(s)
+        if self.pgd_steps < 1 or self.pgd_restarts < 1:
+            raise UsageError("PGD steps and restarts must be >= 1")
+        if not (0 < self.pgd_rel_stepsize <= 1):
+            raise UsageError(f"PGD relative step size must be in (0, 1], got {self.pgd_rel_stepsize}")
+        if self.n_bins < 1:
+            raise UsageError("ECE bins must be >= 1")
+        if self.limit is not None and self.limit < 1:
+            raise UsageError(f"--limit must be positive, got {self.limit}")
+        if self.shard is not None:
+            i, n = self.shard
+            if not (n >= 1 and 0 <= i < n):
+                raise UsageError(f"--shard must be I/N with 0 <= I < N, got {i}/{n}")
+        if any(e < 0 for e in self.eps_linf + self.eps_l2):
+            raise UsageError("eps must be >= 0")
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes the numbers (for the cache key and for refusing unlike comparisons)."""
+        d = asdict(self)
+        d["checks"] = sorted(self.checks)
+        return d
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BatteryConfig:
+        kw = dict(d)
+        for key in ("checks", "attacks", "eps_linf", "eps_l2", "ood_scores"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
+        if kw.get("shard") is not None:
+            kw["shard"] = tuple(kw["shard"])
+        return cls(**{k: v for k, v in kw.items() if k in cls.__dataclass_fields__})

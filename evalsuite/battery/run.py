@@ -1,0 +1,399 @@
+"""``evaluate``: load a model, predict once per dataset, run the configured checks, build the EvalResult.
+
+Cost: one forward pass per dataset (ID test set and each OOD set), shared by every clean, calibration and
+OOD metric; the clean-correct set for the attacks comes from that same pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from evalsuite import __version__
+from evalsuite.attacks import ATTACKS, AttackConfig, run_attacks
+from evalsuite.battery.config import BatteryConfig
+from evalsuite.battery.predict import default_batch_size, predict_logits
+from evalsuite.battery.summarize import (
+    Arrays,
+    derive_id_arrays,
+    derive_scores,
+    metric_info,
+    robust_key,
+    summarize,
+)
+from evalsuite.core.device import device_name, pick_device
+from evalsuite.core.errors import DataError, UsageError
+from evalsuite.core.io import atomic_write, atomic_write_text
+from evalsuite.core.provenance import provenance
+from evalsuite.core.results import EvalResult
+from evalsuite.data import ImageSet, load_dataset
+from evalsuite.data.base import stratified_indices
+from evalsuite.metrics import CONVENTIONS
+from evalsuite.models.foreign import LoadedModel, load_any_model
+from evalsuite.sparsity import density_report, prunable_layers
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OOD: dict[str, tuple[str, ...]] = {
+    "digits": ("photos", "gaussian", "uniform"),
+    "cifar10": ("svhn", "cifar100"),
+    "cifar100": ("svhn", "cifar10"),
+    "svhn": ("cifar10",),
+}
+
+ATTACK_CONVENTION = (
+    "eps in [0,1] pixel units (k_255 = k/255); an example is robust only if clean-correct and no iterate "
+    "fooled it; PGD cascades eps upward (attacks at eps_k only the survivors of eps_{k-1}); pgd_linf counts "
+    "examples fooled by fgsm at the same eps as fooled (worst case over our L-inf attacks); fgsm is pure "
+    "single-step FGSM at each eps"
+)
+
+
+@dataclass
+class EvalOptions:
+    """How to load and run (not what is measured): model loading flags, data location, device, output."""
+
+    data: str | None = None
+    ood: Sequence[str] | None = None
+    arch: str | None = None
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+    normalize: bool = True
+    trust_checkpoint: bool = False
+    data_root: str | None = None
+    download: bool = False
+    device: str = "auto"
+    batch_size: int | None = None
+    out: Path | None = None
+    cache: bool = True
+    cache_dir: Path | None = None
+    progress: bool = False
+    name: str | None = None
+
+
+def _ood_name(spec: str) -> tuple[str, str]:
+    """'name=spec' -> (name, spec); a bare spec is named after itself, a path after its folder or stem."""
+    head, eq, rest = spec.partition("=")
+    if eq and head and ":" not in head and "/" not in head:
+        return head.strip(), rest.strip()
+    kind, _, arg = spec.partition(":")
+    if not arg or kind in ("gaussian", "uniform", "photos"):
+        return kind, spec
+    p = Path(arg)
+    stem = p.stem if p.suffix else p.name
+    if stem in ("test", "train", "val") and p.parent.name:
+        stem = p.parent.name
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem), spec
+
+
+def _positions(
+    n: int, limit: int | None, labels: torch.Tensor, seed: int, shard: tuple[int, int] | None
+) -> torch.Tensor:
+    """Indices into the full split: a seeded stratified subset of ``limit``, then every n-th for a shard."""
+    idx = stratified_indices(labels, limit, seed) if limit else torch.arange(n)
+    if limit:
+        idx = idx.sort().values  # keep dataset order; the subset itself is what the seed fixes
+    if shard is not None:
+        i, k = shard
+        idx = idx[i::k]
+    return idx
+
+
+def _cache_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def cache_dir(explicit: Path | None = None) -> Path:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("EVALSUITE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "evalsuite" / "results"
+
+
+def save_result(result: EvalResult, arrays: Arrays, out: Path) -> Path:
+    """Write ``out`` (JSON) and ``out`` with suffix ``.npz`` (per-example arrays), each atomically."""
+    npz = out.with_suffix(".npz")
+    result.arrays_file = npz.name
+    atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
+    atomic_write_text(out, result.to_json())
+    return out
+
+
+def load_arrays(result_path: Path) -> Arrays:
+    res = EvalResult.load(result_path)
+    npz = result_path.with_name(res.arrays_file or result_path.with_suffix(".npz").name)
+    if not npz.exists():
+        raise DataError(f"{result_path}: per-example arrays {npz.name} are missing")
+    with np.load(npz, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _load_model(
+    source: str | os.PathLike[str] | nn.Module, opts: EvalOptions, id_set: ImageSet | None
+) -> LoadedModel:
+    kw: dict[str, Any] = {"arch": opts.arch, "arch_kwargs": opts.arch_kwargs, "normalize": opts.normalize}
+    if id_set is not None:
+        kw.update(
+            num_classes=id_set.num_classes,
+            input_shape=id_set.input_shape,
+            mean=tuple(opts.mean) if opts.mean else id_set.mean,
+            std=tuple(opts.std) if opts.std else id_set.std,
+        )
+    return load_any_model(source, trust=opts.trust_checkpoint, **kw)
+
+
+def evaluate(
+    model: str | os.PathLike[str] | nn.Module,
+    config: BatteryConfig | None = None,
+    options: EvalOptions | None = None,
+    **option_overrides: Any,
+) -> EvalResult:
+    """Run the battery on a checkpoint path (any format ``load_any_model`` reads) or an nn.Module.
+
+    The result is written to ``options.out`` (JSON, plus ``.npz`` of per-example arrays) when given, and
+    cached by (checkpoint sha256, battery config, data specs) unless ``cache=False``.
+    """
+    result, _ = evaluate_with_arrays(model, config, options, **option_overrides)
+    return result
+
+
+def evaluate_with_arrays(
+    model: str | os.PathLike[str] | nn.Module,
+    config: BatteryConfig | None = None,
+    options: EvalOptions | None = None,
+    **option_overrides: Any,
+) -> tuple[EvalResult, Arrays]:
+    cfg = config or BatteryConfig()
+    opts = options or EvalOptions()
+    for k, v in option_overrides.items():
+        if not hasattr(opts, k):
+            raise UsageError(f"unknown evaluate option {k!r}")
+        setattr(opts, k, v)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    data_spec = opts.data
+    loaded: LoadedModel | None = None
+    if data_spec is None:
+        if isinstance(model, nn.Module):
+            raise UsageError("evaluating an in-memory model needs data= (a dataset spec)")
+        loaded = _load_model(model, opts, None)
+        data_spec = loaded.card.dataset
+        if not data_spec or data_spec == "unknown":
+            raise UsageError("the checkpoint does not say its dataset; pass --data (e.g. --data cifar10)")
+    id_full = load_dataset(data_spec, "test", opts.data_root, opts.download)
+    if loaded is None:
+        loaded = _load_model(model, opts, id_full)
+    elif loaded.card.num_classes and loaded.card.num_classes != id_full.num_classes:
+        raise UsageError(
+            f"model has {loaded.card.num_classes} classes but {data_spec} has {id_full.num_classes}"
+        )
+    timings["load"] = time.perf_counter() - t0
+
+    ood_specs = list(opts.ood) if opts.ood is not None else list(DEFAULT_OOD.get(data_spec, ()))
+    if "ood" not in cfg.checks:
+        ood_specs = []
+    named = [_ood_name(s) for s in ood_specs]
+    names = [n for n, _ in named]
+    if len(set(names)) != len(names):
+        raise UsageError(f"OOD set names must differ, got {names}; name them like --ood imagenet=npz:PATH")
+
+    cache_parts = {
+        "version": __version__,
+        "model_sha256": loaded.sha256,
+        "config": cfg.identity(),
+        "data": data_spec,
+        "ood": named,
+        "arch": opts.arch,
+        "arch_kwargs": opts.arch_kwargs,
+        "mean": list(opts.mean) if opts.mean else None,
+        "std": list(opts.std) if opts.std else None,
+        "normalize": opts.normalize,
+    }
+    key = _cache_key(cache_parts)
+    cached = cache_dir(opts.cache_dir) / f"{key}.json"
+    if opts.cache and loaded.sha256 and cached.exists():
+        try:
+            result = EvalResult.load(cached)
+            arrays = load_arrays(cached)
+            log.info("cached result %s", cached)
+            if opts.out is not None:
+                save_result(result, arrays, Path(opts.out))
+            return result, arrays
+        except DataError as e:
+            log.warning("ignoring unreadable cache entry %s (%s)", cached, e)
+
+    device = pick_device(opts.device)
+    net = loaded.model.to(device).eval()
+    bs = opts.batch_size or default_batch_size(device)
+
+    id_idx = _positions(len(id_full), cfg.limit, id_full.y, cfg.seed, cfg.shard)
+    id_set = id_full.select(id_idx)
+    arrays: Arrays = {
+        "id/index": id_idx.numpy().astype(np.int64),
+        "id/labels": id_set.y.numpy().astype(np.int64),
+    }
+    ood_sets: dict[str, ImageSet] = {}
+    for name, spec in named:
+        full = load_dataset(spec, "test", opts.data_root, opts.download, shape=id_full.input_shape)
+        if full.input_shape != id_full.input_shape:
+            raise DataError(
+                f"OOD set {name} ({spec}) has images {full.input_shape}, the ID set {id_full.input_shape}"
+            )
+        idx = _positions(
+            len(full), cfg.limit, torch.zeros(len(full), dtype=torch.long), cfg.seed + 1, cfg.shard
+        )
+        ood_sets[name] = full.select(idx)
+        arrays[f"ood/{name}/index"] = idx.numpy().astype(np.int64)
+
+    t = time.perf_counter()
+    bar = _bar(opts.progress, len(id_set) + sum(len(s) for s in ood_sets.values()), "predict")
+    arrays["id/logits"] = predict_logits(net, id_set, device, bs, bar)
+    for name, s in ood_sets.items():
+        arrays[f"ood/{name}/logits"] = predict_logits(net, s, device, bs, bar)
+    _close(bar)
+    timings["predict"] = time.perf_counter() - t
+    if arrays["id/logits"].shape[1] != id_full.num_classes:
+        raise UsageError(
+            f"model outputs {arrays['id/logits'].shape[1]} classes, {data_spec} has {id_full.num_classes}"
+        )
+    arrays = derive_id_arrays(arrays)
+    arrays = derive_scores(arrays, cfg.ood_scores if "ood" in cfg.checks else (), list(ood_sets))
+
+    sanity: dict[str, Any] = {}
+    robust_details: dict[str, Any] = {}
+    if "robust" in cfg.checks and cfg.attacks:
+        t = time.perf_counter()
+        configs = []
+        for a in cfg.attacks:
+            spec = ATTACKS.get(a)
+            eps = cfg.eps_linf if spec.norm == "linf" else cfg.eps_l2
+            if eps:
+                configs.append(
+                    AttackConfig(
+                        a,
+                        tuple(eps),
+                        steps=cfg.pgd_steps,
+                        rel_stepsize=cfg.pgd_rel_stepsize,
+                        restarts=cfg.pgd_restarts,
+                        seed=cfg.seed,
+                    )
+                )
+        clean_correct = torch.from_numpy(arrays["id/correct"].copy())
+        rob = run_attacks(
+            net,
+            id_set.images(),
+            id_set.y,
+            clean_correct,
+            configs,
+            batch_size=min(bs, 256),
+            device=device,
+            seed=cfg.seed,
+            example_ids=id_idx,
+        )
+        for (attack, eps), outcome in rob.outcomes.items():
+            arrays[robust_key(attack, eps)] = outcome.robust.numpy().astype(bool)
+        sanity["robust_flags"] = rob.flags
+        robust_details = rob.to_dict()
+        timings["robust"] = time.perf_counter() - t
+
+    metrics, details = summarize(arrays, cfg.checks, cfg.ood_scores, cfg.n_bins)
+    if robust_details:
+        details["robust"] = robust_details
+        acc = metrics.get("accuracy")
+        if acc is not None:
+            sanity["robust_le_clean"] = all(
+                v <= acc + 1e-12 for k, v in metrics.items() if k.startswith("robust/")
+            )
+    if "sparsity" in cfg.checks:
+        t = time.perf_counter()
+        cpu_model = loaded.model
+        layers = prunable_layers(cpu_model, torch.zeros(1, *id_full.input_shape, device=device))
+        rep = density_report(cpu_model, layers, loaded.masks or None)
+        metrics["sparsity/density"] = rep["density"]
+        if rep["mask_density"] is not None:
+            metrics["sparsity/mask_density"] = rep["mask_density"]
+            metrics["sparsity/masked_nonzero"] = rep["masked_nonzero"]
+            sanity["masked_weights_zero"] = rep["masked_nonzero"] == 0
+        for k in ("params", "nonzero_params", "macs_dense", "macs_sparse"):
+            metrics[f"sparsity/{k}"] = rep[k]
+        details["sparsity"] = rep
+        timings["sparsity"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+
+    card = loaded.card
+    n_ood = {n: len(s) for n, s in ood_sets.items()}
+    result = EvalResult(
+        metrics=metrics,
+        metric_info=metric_info(metrics, len(id_set), n_ood),
+        config=cfg.to_dict(),
+        conventions={
+            **CONVENTIONS,
+            "attacks": ATTACK_CONVENTION,
+            "density": "fraction of prunable weights kept",
+        },
+        data={
+            "id": {
+                "spec": data_spec,
+                "split": "test",
+                "n": len(id_set),
+                "of": len(id_full),
+                "limit": cfg.limit,
+                "subset_seed": cfg.seed if cfg.limit else None,
+                "shard": cfg.shard,
+                "subset_method": "stratified" if cfg.limit else None,
+            },
+            "ood": [{"name": n, "spec": s, "n": n_ood[n], "limit": cfg.limit} for n, s in named],
+        },
+        model={
+            "name": opts.name or _display_name(model, card),
+            "source": str(model) if not isinstance(model, nn.Module) else "<in-memory>",
+            "sha256": loaded.sha256,
+            "source_format": loaded.source_format,
+            "notes": list(loaded.notes),
+            "card": card.to_dict(),
+        },
+        provenance=provenance(device=device_name(device), seed=cfg.seed, cache_key=key),
+        timings={k: round(v, 4) for k, v in timings.items()},
+        sanity=sanity,
+        details=details,
+    )
+    if opts.cache and loaded.sha256:
+        try:
+            save_result(result, arrays, cached)
+        except OSError as e:
+            log.warning("could not write the cache (%s)", e)
+    if opts.out is not None:
+        save_result(result, arrays, Path(opts.out))
+    return result, arrays
+
+
+def _display_name(model: Any, card: Any) -> str:
+    if isinstance(model, nn.Module):
+        return type(model).__name__
+    return Path(str(model)).stem
+
+
+def _bar(enabled: bool, total: int, desc: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True)
+
+
+def _close(bar: Any) -> None:
+    if bar is not None:
+        bar.close()

@@ -1,0 +1,113 @@
+"""EvalResult: the typed record of one model's battery run. JSON is the master copy; no torch here,
+so reports can be rebuilt from JSON on a machine without it.
+
+Metric names are stable and namespaced; ``metric_direction`` gives ``higher_is_better`` for every name:
+
+- ``accuracy`` ↑, ``nll`` ↓, ``brier`` ↓                      (clean)
+- ``ece`` ↓, ``ece_adaptive`` ↓, ``mce`` ↓                     (calibration)
+- ``ood/<set>/<score>/{auroc, aupr_in, aupr_out}`` ↑, ``ood/<set>/<score>/fpr95`` ↓
+- ``robust/<attack>/<eps>/accuracy`` ↑                          (eps ``8_255`` = 8/255, or ``0.5``)
+- ``sparsity/{density, mask_density, params, nonzero_params, macs_dense, macs_sparse, masked_nonzero}`` ↓
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsuite.core.errors import DataError
+
+SCHEMA = "evalsuite-result"
+SCHEMA_VERSION = 1
+
+_LOWER_IS_BETTER_LEAVES = {"nll", "brier", "ece", "ece_adaptive", "mce", "fpr95"}
+
+
+def metric_direction(name: str) -> bool:
+    """``higher_is_better`` for a metric name (see the module docstring)."""
+    if name.startswith("sparsity/"):
+        return False
+    leaf = name.rsplit("/", 1)[-1]
+    return leaf not in _LOWER_IS_BETTER_LEAVES
+
+
+def metric_group(name: str) -> str:
+    """clean | calibration | ood | robust | sparsity."""
+    if "/" in name:
+        return name.split("/", 1)[0]
+    return "calibration" if name in ("ece", "ece_adaptive", "mce") else "clean"
+
+
+def eps_name(eps: float) -> str:
+    """8/255 -> '8_255' where eps is a whole number of 255ths, else the decimal ('0.5')."""
+    k = eps * 255
+    if abs(k - round(k)) < 1e-9:
+        return f"{round(k)}_255"
+    return f"{eps:g}"
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN/inf become None, tuples lists, numpy scalars Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+@dataclass
+class EvalResult:
+    """One model, one battery run. ``metrics`` maps names to numbers; everything else is context."""
+
+    metrics: dict[str, float]
+    metric_info: dict[str, dict[str, Any]]
+    config: dict[str, Any]
+    conventions: dict[str, Any]
+    data: dict[str, Any]
+    model: dict[str, Any]
+    provenance: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    sanity: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    arrays_file: str | None = None
+    schema: str = SCHEMA
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(_clean(asdict(self)), indent=1, sort_keys=False, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "result") -> EvalResult:
+        if d.get("schema") != SCHEMA:
+            raise DataError(f"{where}: not an evalsuite result (schema {d.get('schema')!r})")
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise DataError(
+                f"{where}: result schema version {d.get('schema_version')}, "
+                f"this evalsuite reads {SCHEMA_VERSION}"
+            )
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def load(cls, path: str | Path) -> EvalResult:
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"{p}: no such file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"{p}: not valid JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise DataError(f"{p}: not an evalsuite result")
+        return cls.from_dict(d, str(p))
+
+    def higher_is_better(self, name: str) -> bool:
+        info = self.metric_info.get(name) or {}
+        return bool(info.get("higher_is_better", metric_direction(name)))
