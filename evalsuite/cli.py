@@ -37,6 +37,17 @@ EPILOG_EVAL = """examples:
 """
 
 
+EPILOG_COMPARE = """examples:
+  evalsuite compare dense.pt sparse.pt                      # report in reports/dense-vs-sparse
+  evalsuite compare dense.json erk.json uniform.pt --reference dense --out reports/r20 --force
+  evalsuite compare --group dense=d1.pt,d2.pt,d3.pt --group erk=e1.pt,e2.pt,e3.pt --out reports/seeds
+  evalsuite compare checkpoints/digits-dense.pt checkpoints/digits-erk-0.1.pt   # the embedded default
+
+Battery flags (--limit, --checks, --eps, ...) apply to every checkpoint alike; result JSONs are used as
+they are, and models evaluated on different data or settings are refused.
+"""
+
+
 class CLIUsageError(Exception):
     pass
 
@@ -271,6 +282,27 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--json", action="store_true", help="print the result JSON instead of the summary")
     _add_eval_args(p_eval)
 
+    p_cmp = sub.add_parser(
+        parents=[common],
+        name="compare",
+        help="compare models with the reference (dense twin): report with CIs and paired tests",
+        epilog=EPILOG_COMPARE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_cmp.add_argument(
+        "models", nargs="*", help="checkpoints and/or result JSONs; the first is the reference"
+    )
+    p_cmp.add_argument("--group", action="append", help="NAME=a.pt,b.pt,...: several seeds of one model")
+    p_cmp.add_argument("--reference", help="name of the reference model or group (default: the first)")
+    p_cmp.add_argument("--names", help="comma-separated display names, one per model")
+    p_cmp.add_argument("--out", help="report folder (default: reports/<reference>-vs-<other>)")
+    p_cmp.add_argument("--force", action="store_true", help="replace an existing report folder")
+    p_cmp.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    p_cmp.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level after Holm (default 0.05)"
+    )
+    _add_eval_args(p_cmp)
+
     p_merge = sub.add_parser(
         "merge", parents=[common], help="merge --shard results into the whole-set result"
     )
@@ -291,6 +323,63 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(format_result(result))
         if out is not None:
             print(f"\nwrote {out} and {out.with_suffix('.npz')}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evalsuite.battery.collect import collect_entries
+    from evalsuite.report import (
+        CompareSettings,
+        build_comparison,
+        build_group_comparison,
+        render_terminal,
+        write_report,
+    )
+
+    if not args.models and not args.group:
+        raise CLIUsageError("compare needs two or more models (or --group NAME=a.pt,b.pt twice)")
+    if args.models and args.group:
+        raise CLIUsageError("give models or --group, not both")
+    if args.n_boot < 100:
+        raise CLIUsageError(f"--n-boot must be >= 100, got {args.n_boot}")
+    if not (0 < args.alpha < 1):
+        raise CLIUsageError(f"--alpha must be in (0, 1), got {args.alpha}")
+    cfg = _battery_config(args)
+    opts = _eval_options(args, None)
+    settings = CompareSettings(alpha=args.alpha, n_boot=args.n_boot, seed=args.seed)
+    if args.group:
+        groups = {}
+        for spec in args.group:
+            name, eq, members = spec.partition("=")
+            paths = [m for m in members.split(",") if m.strip()]
+            if not eq or not name or not paths:
+                raise CLIUsageError(f"--group wants NAME=a.pt,b.pt, got {spec!r}")
+            groups[name] = collect_entries(paths, cfg, opts, group=name)
+        if len(groups) < 2:
+            raise CLIUsageError("--group needs at least two groups")
+        comp = build_group_comparison(groups, args.reference, settings)
+        entries = [e for g in groups.values() for e in g]
+    else:
+        if len(args.models) < 2:
+            raise CLIUsageError("compare needs at least two models")
+        names = [n.strip() for n in args.names.split(",")] if args.names else None
+        entries = collect_entries(args.models, cfg, opts, names)
+        comp = build_comparison(entries, args.reference, settings)
+    ref = comp["reference"]
+    others = [m["name"] for m in comp["models"] if m["name"] != ref]
+    default = f"{ref}-vs-{others[0]}" if len(others) == 1 else f"{ref}-vs-{len(others)}-models"
+    out = Path(args.out) if args.out else Path("reports") / default
+    write_report(comp, out, force=args.force)
+    print(render_terminal(comp))
+    print(f"\nwrote {out}/ (report.md, report.html, tables.tex, metrics.csv, comparison.json, plots/)")
+    failed = [e for e in entries if not e.ok]
+    if failed:
+        print(
+            f"evalsuite compare: {len(failed)} model(s) failed: "
+            + "; ".join(f"{e.name}: {e.error}" for e in failed),
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -424,7 +513,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ls": cmd_ls, "init": cmd_init, "train": cmd_train, "eval": cmd_eval, "merge": cmd_merge}
+COMMANDS = {
+    "ls": cmd_ls,
+    "init": cmd_init,
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "merge": cmd_merge,
+    "compare": cmd_compare,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

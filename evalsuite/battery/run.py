@@ -34,9 +34,8 @@ from evalsuite.battery.summarize import (
 )
 from evalsuite.core.device import device_name, pick_device
 from evalsuite.core.errors import DataError, UsageError
-from evalsuite.core.io import atomic_write, atomic_write_text
 from evalsuite.core.provenance import provenance
-from evalsuite.core.results import EvalResult
+from evalsuite.core.results import EvalResult, load_arrays, save_result
 from evalsuite.data import ImageSet, load_dataset
 from evalsuite.data.base import stratified_indices
 from evalsuite.metrics import CONVENTIONS
@@ -120,24 +119,6 @@ def cache_dir(explicit: Path | None = None) -> Path:
         return explicit
     env = os.environ.get("EVALSUITE_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "evalsuite" / "results"
-
-
-def save_result(result: EvalResult, arrays: Arrays, out: Path) -> Path:
-    """Write ``out`` (JSON) and ``out`` with suffix ``.npz`` (per-example arrays), each atomically."""
-    npz = out.with_suffix(".npz")
-    result.arrays_file = npz.name
-    atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
-    atomic_write_text(out, result.to_json())
-    return out
-
-
-def load_arrays(result_path: Path) -> Arrays:
-    res = EvalResult.load(result_path)
-    npz = result_path.with_name(res.arrays_file or result_path.with_suffix(".npz").name)
-    if not npz.exists():
-        raise DataError(f"{result_path}: per-example arrays {npz.name} are missing")
-    with np.load(npz, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
 
 
 def _load_model(

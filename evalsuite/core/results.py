@@ -18,7 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from evalsuite.core.errors import DataError
+from evalsuite.core.io import atomic_write, atomic_write_text
 
 SCHEMA = "evalsuite-result"
 SCHEMA_VERSION = 1
@@ -111,3 +114,30 @@ class EvalResult:
     def higher_is_better(self, name: str) -> bool:
         info = self.metric_info.get(name) or {}
         return bool(info.get("higher_is_better", metric_direction(name)))
+
+
+Arrays = dict[str, "np.ndarray"]
+
+
+def save_result(result: EvalResult, arrays: Arrays, out: str | Path) -> Path:
+    """Write ``out`` (JSON) and ``out`` with suffix ``.npz`` (per-example arrays), each atomically."""
+    out = Path(out)
+    npz = out.with_suffix(".npz")
+    result.arrays_file = npz.name
+    atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
+    atomic_write_text(out, result.to_json())
+    return out
+
+
+def load_arrays(result_path: str | Path) -> Arrays:
+    """The per-example arrays saved beside a result JSON."""
+    result_path = Path(result_path)
+    res = EvalResult.load(result_path)
+    npz = result_path.with_name(res.arrays_file or result_path.with_suffix(".npz").name)
+    if not npz.exists():
+        raise DataError(f"{result_path}: per-example arrays {npz.name} are missing")
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise DataError(f"{npz}: unreadable per-example arrays ({e})") from None

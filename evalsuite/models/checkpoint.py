@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -129,13 +130,16 @@ def safe_load(path: str | os.PathLike[str], trust: bool = False) -> Any:
     try:
         return torch.load(p, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e) or "Unsupported operand" in str(e):
+        text = str(e)
+        # the weights-only unpickler names the global it refused; anything else is a broken file
+        refused = re.search(r"(?:unsupported GLOBAL|Unsupported global:?) ([\w.]+)", text, re.I)
+        if refused:
             raise CheckpointError(
-                f"{p}: refused to unpickle arbitrary objects ({first[:160]}); "
+                f"{p}: refused to unpickle {refused.group(1)} (arbitrary code could run); "
                 "if you trust this file, pass --trust-checkpoint"
             ) from None
-        raise CheckpointError(f"{p}: not a readable checkpoint ({first[:200]})") from None
+        detail = next((ln.strip() for ln in text.splitlines() if ln.strip().startswith("Unsupported")), "")
+        raise CheckpointError(f"{p}: corrupt or not a checkpoint ({detail or type(e).__name__})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, io.UnsupportedOperation) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{p}: corrupt or truncated checkpoint ({msg[:200]})") from None

@@ -1,0 +1,73 @@
+"""Turn ``compare`` inputs (checkpoints or result JSONs, in any mix) into ModelEntries.
+
+Checkpoints go through the battery (and its cache); result JSONs are read with their per-example arrays.
+A model that fails keeps its error message and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from evalsuite.battery.config import BatteryConfig
+from evalsuite.battery.run import EvalOptions, evaluate_with_arrays
+from evalsuite.core.errors import EvalsuiteError
+from evalsuite.core.results import EvalResult, load_arrays
+from evalsuite.report.compare import ModelEntry
+
+log = logging.getLogger(__name__)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    msg = text[0] if text else type(e).__name__
+    return msg if isinstance(e, EvalsuiteError) else f"{type(e).__name__}: {msg}"
+
+
+def default_name(path: str, result: EvalResult | None) -> str:
+    if result is not None and result.model.get("name") and not path.endswith(".json"):
+        return str(result.model["name"])
+    if result is not None and path.endswith(".json"):
+        return str(result.model.get("name") or Path(path).stem)
+    return Path(path).stem
+
+
+def collect_entries(
+    inputs: Sequence[str],
+    config: BatteryConfig,
+    options: EvalOptions,
+    names: Sequence[str] | None = None,
+    group: str | None = None,
+) -> list[ModelEntry]:
+    """One entry per input, in order; names from ``names``, else the result/checkpoint, made unique."""
+    if names is not None and len(names) != len(inputs):
+        raise EvalsuiteError(f"--names has {len(names)} names for {len(inputs)} models")
+    entries: list[ModelEntry] = []
+    for i, src in enumerate(inputs):
+        result = arrays = None
+        error = None
+        try:
+            if src.endswith(".json"):
+                result = EvalResult.load(src)
+                arrays = load_arrays(src)
+            else:
+                options.name = None
+                result, arrays = evaluate_with_arrays(src, config, options)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001  (kept per model; the report says which failed and why)
+            error = _one_line(e)
+            log.warning("%s failed: %s", src, error)
+        name = names[i] if names is not None else default_name(src, result)
+        entries.append(
+            ModelEntry(name=name, source=src, result=result, arrays=arrays, error=error, group=group)
+        )
+    seen: dict[str, int] = {}
+    for e in entries:
+        if e.name in seen and names is None:
+            seen[e.name] += 1
+            e.name = f"{e.name}-{seen[e.name]}"
+        else:
+            seen.setdefault(e.name, 1)
+    return entries

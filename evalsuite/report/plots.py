@@ -1,0 +1,326 @@
+"""Comparison plots with matplotlib's object API (``Figure`` + Agg canvas), never pyplot: no global
+backend switch, no figure registry to leak, safe in threads and inside other people's notebooks.
+
+Each figure is drawn only when the comparison carries its data; PNG and PDF bytes are reproducible
+(no dates or software versions in the metadata).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from evalsuite.report.render import Comparison, ok_models
+
+PNG_DPI = 110
+_PNG_META: dict[str, Any] = {"Software": None}
+_PDF_META: dict[str, Any] = {"CreationDate": None, "Producer": None, "Creator": None}
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"]
+
+
+def _colors(comp: Comparison) -> dict[str, str]:
+    """One color per model, the same in every figure."""
+    return {m: _COLORS[i % len(_COLORS)] for i, m in enumerate(ok_models(comp))}
+
+
+def _new_figure(nrows: int, ncols: int, panel: tuple[float, float] = (3.4, 3.0)) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, [ax for row in axes for ax in row]
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _metric_value(comp: Comparison, name: str, model: str) -> float | None:
+    for row in comp.get("metrics", []):
+        if row.get("name") == name:
+            v = ((row.get("values") or {}).get(model) or {}).get("value")
+            return float(v) if _finite(v) else None
+    return None
+
+
+def _ordered(nested: dict[str, dict[str, Any]]) -> list[str]:
+    """Inner keys over all outer entries, in order of first appearance."""
+    keys: list[str] = []
+    for inner in nested.values():
+        keys += [k for k in (inner or {}) if k not in keys]
+    return keys
+
+
+def _floats(xs: Any) -> np.ndarray:
+    """JSON list with None for missing entries -> float array with NaN."""
+    return np.array([np.nan if x is None else x for x in (xs or [])], dtype=float)
+
+
+def _hide_unused(axes: list[Axes], used: int) -> None:
+    for ax in axes[used:]:
+        ax.set_visible(False)
+
+
+# ---------------------------------------------------------------- reliability
+
+
+def reliability_figure(comp: Comparison) -> Figure | None:
+    """One panel per model: accuracy per confidence bin against the diagonal, the gap to mean confidence."""
+    data = (comp.get("plots") or {}).get("reliability") or {}
+    models = [m for m in ok_models(comp) if data.get(m)]
+    if not models:
+        return None
+    ncols = min(len(models), 4)
+    nrows = math.ceil(len(models) / ncols)
+    fig, axes = _new_figure(nrows, ncols, (3.2, 3.2))
+    for ax, m in zip(axes, models):
+        d = data[m]
+        lower, upper = _floats(d.get("lower")), _floats(d.get("upper"))
+        k = len(lower)
+        counts = np.nan_to_num(_floats(d.get("counts") or [0] * k))
+        acc = _floats(d.get("accuracy") or [None] * k)
+        conf = _floats(d.get("confidence") or [None] * k)
+        keep = (counts > 0) & np.isfinite(acc) & np.isfinite(lower) & np.isfinite(upper)
+        width = upper - lower
+        ax.bar(
+            lower[keep],
+            acc[keep],
+            width=width[keep],
+            align="edge",
+            color="#4c72b0",
+            edgecolor="#203864",
+            linewidth=0.6,
+            label="accuracy",
+        )
+        gap = keep & np.isfinite(conf)
+        if gap.any():
+            ax.bar(
+                lower[gap],
+                conf[gap] - acc[gap],
+                bottom=acc[gap],
+                width=width[gap],
+                align="edge",
+                color="#d62728",
+                alpha=0.3,
+                edgecolor="#d62728",
+                hatch="//",
+                linewidth=0.5,
+                label="gap to confidence",
+            )
+        ax.plot([0, 1], [0, 1], ls="--", color="0.4", lw=1)
+        ece = _metric_value(comp, "ece", m)
+        if ece is None and gap.any() and counts[gap].sum() > 0:
+            # Same estimator as the metric: count-weighted mean |accuracy - confidence| over bins.
+            ece = float(np.sum(counts[gap] * np.abs(acc[gap] - conf[gap])) / counts.sum())
+        ax.set_title(f"{m}\nECE {ece:.4f}" if ece is not None else m, fontsize=10)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper left", fontsize=7, frameon=False)
+    _hide_unused(axes, len(models))
+    return fig
+
+
+# ---------------------------------------------------------------- robustness
+
+
+def _eps_255(eps: list[float]) -> bool:
+    return all(abs(e * 255 - round(e * 255)) < 1e-6 for e in eps) and max(eps, default=0) <= 1
+
+
+def robust_figure(comp: Comparison) -> Figure | None:
+    """One panel per attack: accuracy against eps, one line per model (eps 0 is clean accuracy)."""
+    data = (comp.get("plots") or {}).get("robust") or {}
+    models = [m for m in ok_models(comp) if data.get(m)]
+    attacks = _ordered({m: data[m] for m in models})
+    if not attacks:
+        return None
+    colors = _colors(comp)
+    fig, axes = _new_figure(1, len(attacks), (3.6, 3.0))
+    for ax, attack in zip(axes, attacks):
+        all_eps = [float(e) for m in models for e, _ in (data[m].get(attack) or [])]
+        scale = 255.0 if all_eps and _eps_255(all_eps) else 1.0
+        for m in models:
+            pts = sorted((float(e), float(a)) for e, a in (data[m].get(attack) or []) if _finite(a))
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(np.array(xs) * scale, ys, marker="o", ms=4, color=colors[m], label=m)
+        ax.set_title(attack, fontsize=10)
+        ax.set_xlabel("ε (/255)" if scale == 255.0 else "ε")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+# ---------------------------------------------------------------- OOD
+
+
+def _primary_score(comp: Comparison, scores: list[str]) -> str:
+    """The score of the first OOD metric in the table, so histograms match what the reader saw first."""
+    for row in comp.get("metrics", []):
+        parts = str(row.get("name", "")).split("/")
+        if len(parts) == 4 and parts[0] == "ood" and parts[2] in scores:
+            return parts[2]
+    return scores[0]
+
+
+def roc_figure(comp: Comparison) -> Figure | None:
+    """Rows are OOD sets, columns scores; one ROC curve per model with its AUROC (OOD positive)."""
+    data = (comp.get("plots") or {}).get("roc") or {}
+    models = [m for m in ok_models(comp) if data.get(m)]
+    sets = _ordered({m: data[m] for m in models})
+    scores: list[str] = []
+    for m in models:
+        for s in sets:
+            scores += [k for k in (data[m].get(s) or {}) if k not in scores]
+    if not sets or not scores:
+        return None
+    colors = _colors(comp)
+    fig, axes = _new_figure(len(sets), len(scores), (3.2, 3.2))
+    for i, s in enumerate(sets):
+        for j, score in enumerate(scores):
+            ax = axes[i * len(scores) + j]
+            for m in models:
+                c = (data[m].get(s) or {}).get(score)
+                if not c:
+                    continue
+                au = c.get("auroc")
+                label = f"{m} ({au:.3f})" if _finite(au) else m
+                ax.plot(c["fpr"], c["tpr"], color=colors[m], lw=1.3, label=label)
+            ax.plot([0, 1], [0, 1], ls=":", color="0.5", lw=1)
+            ax.set_title(f"{s} · {score}", fontsize=10)
+            ax.set_xlabel("FPR (ID flagged)")
+            ax.set_ylabel("TPR (OOD flagged)")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1.01)
+            ax.set_aspect("equal")
+            ax.legend(title="AUROC", fontsize=7, title_fontsize=7, loc="lower right", frameon=False)
+    return fig
+
+
+def hist_figure(comp: Comparison) -> Figure | None:
+    """Rows are models, columns OOD sets: ID vs OOD score distributions for the primary score."""
+    data = (comp.get("plots") or {}).get("hist") or {}
+    models = [m for m in ok_models(comp) if data.get(m)]
+    sets = _ordered({m: data[m] for m in models})
+    scores: list[str] = []
+    for m in models:
+        for s in sets:
+            scores += [k for k in (data[m].get(s) or {}) if k not in scores]
+    if not sets or not scores:
+        return None
+    score = _primary_score(comp, scores)
+    fig, axes = _new_figure(len(models), len(sets), (3.4, 2.4))
+    for i, m in enumerate(models):
+        for j, s in enumerate(sets):
+            ax = axes[i * len(sets) + j]
+            h = (data[m].get(s) or {}).get(score) or {}
+            id_s = np.asarray([x for x in h.get("id") or [] if _finite(x)], dtype=float)
+            ood_s = np.asarray([x for x in h.get("ood") or [] if _finite(x)], dtype=float)
+            both = np.concatenate([id_s, ood_s])
+            if both.size:
+                # Shared bins so the two distributions are comparable bar for bar.
+                bins = np.histogram_bin_edges(both, bins=40)
+                if id_s.size:
+                    ax.hist(id_s, bins=bins, density=True, alpha=0.55, color="#1f77b4", label="ID")
+                if ood_s.size:
+                    ax.hist(ood_s, bins=bins, density=True, alpha=0.55, color="#ff7f0e", label=f"OOD: {s}")
+                ax.legend(fontsize=7, frameon=False)
+            ax.set_title(f"{m} · {s}", fontsize=10)
+            ax.set_xlabel(f"{score} score (higher = more OOD)")
+            ax.set_yticks([])
+    return fig
+
+
+# ---------------------------------------------------------------- sparsity
+
+
+def layer_density_figure(comp: Comparison) -> Figure | None:
+    """Kept fraction of each prunable layer, one line per model, layers in network order."""
+    models = {m["name"]: m for m in comp.get("models", [])}
+    names = [n for n in ok_models(comp) if (models[n].get("layer_density") or [])]
+    if not names:
+        return None
+    layers: list[str] = []
+    for n in names:
+        layers += [d["layer"] for d in models[n]["layer_density"] if d["layer"] not in layers]
+    index = {name: i for i, name in enumerate(layers)}
+    colors = _colors(comp)
+    fig = Figure(figsize=(min(max(6.0, 0.28 * len(layers) + 2), 16), 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for n in names:
+        pts = [
+            (index[d["layer"]], d["density"]) for d in models[n]["layer_density"] if _finite(d.get("density"))
+        ]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o", ms=3.5, lw=1.2, color=colors[n], label=n)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("density (fraction kept)")
+    ax.set_xlabel("layer")
+    ax.grid(alpha=0.3)
+    if len(layers) <= 60:
+        ax.set_xticks(range(len(layers)))
+        ax.set_xticklabels([name.removesuffix(".weight") for name in layers], rotation=90, fontsize=6)
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+# ---------------------------------------------------------------- entry points
+
+_BUILDERS = {
+    "reliability": reliability_figure,
+    "robust": robust_figure,
+    "ood_roc": roc_figure,
+    "ood_hist": hist_figure,
+    "layer_density": layer_density_figure,
+}
+
+
+def make_plots(comp: Comparison) -> dict[str, Figure]:
+    """Every figure the comparison has data for, by name (reliability, robust, ood_roc, ood_hist,
+    layer_density)."""
+    figs = {}
+    for name, build in _BUILDERS.items():
+        fig = build(comp)
+        if fig is not None:
+            figs[name] = fig
+    return figs
+
+
+def figure_bytes(fig: Figure, fmt: str) -> bytes:
+    """PNG or PDF bytes without timestamps or version strings, so reruns give identical files."""
+    buf = io.BytesIO()
+    meta = _PNG_META if fmt == "png" else _PDF_META if fmt == "pdf" else None
+    fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=meta)
+    return buf.getvalue()
+
+
+def plot_files(comp: Comparison, formats: tuple[str, ...] = ("png", "pdf")) -> dict[str, bytes]:
+    """``{"reliability.png": b"...", ...}`` for every figure and format."""
+    return {
+        f"{name}.{fmt}": figure_bytes(fig, fmt) for name, fig in make_plots(comp).items() for fmt in formats
+    }
+
+
+def save_plots(comp: Comparison, folder: str | Path) -> list[Path]:
+    """Write every figure as PNG and PDF into ``folder`` (created if missing); return the paths."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fname, data in plot_files(comp).items():
+        p = out / fname
+        p.write_bytes(data)
+        paths.append(p)
+    return paths

@@ -1,0 +1,198 @@
+"""Write a report folder all at once, and read its comparison.json back.
+
+The folder is built in a hidden temporary sibling and renamed into place, so a reader (or a crash)
+sees either the old complete folder or the new complete one, never a mix. With ``force`` the swap is
+a single atomic ``renameat2(RENAME_EXCHANGE)`` where Linux offers it; elsewhere the old folder is
+renamed away first and put back if the second rename fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import math
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from evalsuite.core.errors import DataError, UsageError
+from evalsuite.report.plots import plot_files
+from evalsuite.report.render import Comparison, render_csv, render_html, render_latex, render_markdown
+
+SCHEMA = "evalsuite-comparison"
+SCHEMA_VERSION = 1
+REPORT_FILES = ("report.md", "report.html", "tables.tex", "metrics.csv", "comparison.json")
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN/inf become None, tuples and arrays lists, numpy scalars Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays and scalars
+        return json_safe(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def check_comparison(d: Any, where: str = "comparison") -> Comparison:
+    """Raise DataError unless ``d`` is a Comparison this version can read."""
+    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+        schema = d.get("schema") if isinstance(d, dict) else type(d).__name__
+        raise DataError(f"{where}: not an evalsuite comparison (schema {schema!r})")
+    if d.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(
+            f"{where}: comparison schema version {d.get('schema_version')!r}, "
+            f"this evalsuite reads {SCHEMA_VERSION}"
+        )
+    if not isinstance(d.get("models"), list) or not isinstance(d.get("metrics"), list):
+        raise DataError(f"{where}: comparison lacks its 'models' or 'metrics' list")
+    return d
+
+
+def load_comparison(path: str | os.PathLike[str]) -> Comparison:
+    """Read ``comparison.json`` (or a report folder holding one) and check its schema and version."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "comparison.json"
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{p}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{p}: not valid JSON ({e})") from None
+    return check_comparison(d, str(p))
+
+
+def comparison_json(comp: Comparison) -> str:
+    return json.dumps(json_safe(comp), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the renames themselves durable; not every platform lets a folder be opened.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def build_report(comp: Comparison, folder: Path) -> None:
+    """Write every report file into an existing, empty ``folder``."""
+    text = comparison_json(comp)
+    clean = json.loads(text)  # renderers see exactly what comparison.json holds (NaN already None)
+    plots = folder / "plots"
+    plots.mkdir()
+    images = {}
+    for fname, data in plot_files(clean).items():
+        _write(plots / fname, data)
+        if fname.endswith(".png"):
+            images[fname.removesuffix(".png")] = data
+    _write(folder / "report.md", render_markdown(clean).encode("utf-8"))
+    _write(folder / "report.html", render_html(clean, images).encode("utf-8"))
+    _write(folder / "tables.tex", render_latex(clean).encode("utf-8"))
+    _write(folder / "metrics.csv", render_csv(clean).encode("utf-8"))
+    _write(folder / "comparison.json", text.encode("utf-8"))
+    _fsync_dir(plots)
+    _fsync_dir(folder)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2); False where the OS or filesystem cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Put ``new`` at ``out``; afterwards ``new`` holds the previous folder, or nothing."""
+    if not out.exists():
+        os.rename(new, out)
+        return
+    if _exchange(new, out):
+        return
+    old = new.with_name(new.name.replace(".tmp-", ".old-", 1))
+    os.rename(out, old)
+    try:
+        os.rename(new, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _make_temp_dir(out: Path) -> Path:
+    # Not tempfile.mkdtemp: its 0700 mode would stick to the published report folder.
+    for _ in range(100):
+        tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(4)}")
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {out}")
+
+
+def _looks_replaceable(out: Path) -> bool:
+    # --force replaces an earlier report, never an arbitrary folder that happens to share the name.
+    return (
+        out.is_dir()
+        and not out.is_symlink()
+        and ((out / "comparison.json").is_file() or not any(out.iterdir()))
+    )
+
+
+def write_report(comp: Comparison, out_dir: str | os.PathLike[str], force: bool = False) -> Path:
+    """Write report.md, report.html, tables.tex, metrics.csv, comparison.json and plots/ into ``out_dir``.
+
+    The folder appears complete or not at all. An existing ``out_dir`` is an error unless ``force``, and
+    even then only an earlier report (or an empty folder) is replaced.
+    """
+    check_comparison(comp)
+    out = Path(out_dir).absolute()
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise UsageError(f"{out_dir} exists; pass --force to replace it")
+        if not _looks_replaceable(out):
+            raise UsageError(
+                f"{out_dir} exists and is not an evalsuite report (no comparison.json); not replacing it"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _make_temp_dir(out)
+    try:
+        build_report(comp, tmp)
+        _swap_in(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _fsync_dir(out.parent)
+    return out
