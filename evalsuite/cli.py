@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -504,6 +505,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         test_data=args.test_data,
     )
     card = run_training(job)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     m = card.metrics
     print(
         f"wrote {args.out}: {card.arch} {card.sparsity['scheme']} density "

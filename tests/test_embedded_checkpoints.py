@@ -20,7 +20,8 @@ def _commands() -> list[list[str]]:
     text = README.read_text()
     block = re.search(r"```bash\n(.*?)```", text, re.S)
     assert block, "checkpoints/README.md must hold the commands in a bash block"
-    return [shlex.split(line)[1:] for line in block.group(1).strip().splitlines() if line.startswith("evalsuite")]
+    lines = block.group(1).strip().splitlines()
+    return [shlex.split(line)[1:] for line in lines if line.startswith("evalsuite")]
 
 
 @pytest.mark.parametrize("argv", _commands(), ids=lambda a: a[a.index("--out") + 1])

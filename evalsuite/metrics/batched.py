@@ -1,16 +1,17 @@
 """Vectorized (batched) versions of the scalar metrics, for ``stats.bootstrap_*(..., batched=True)``.
 
 Each ``*_b`` function takes arrays with a leading replicate axis, ``[b, N]`` (ID / examples) and ``[b, M]``
-(OOD), and returns ``[b]`` float64 values (given plain [N] arrays instead, a float) equal to the scalar metric applied row by row: exactly for
+(OOD), and returns ``[b]`` float64 values equal to the scalar metric applied row by row: exactly for
 :func:`mean_b`, the calibration errors, :func:`auroc_b` and :func:`fpr_at_tpr_b`; to a few ulps for the
-average precisions (a different but equivalent summation order). numpy only, no per-row Python loop; rows are
-processed in blocks of about ``2**17`` elements (cache-sized; bounds memory too).
+average precisions (a different but equivalent summation order). Given plain [N] arrays instead (as
+``paired_bootstrap`` passes for the full-data statistic) they return a float. numpy only, no per-row Python
+loop; rows are processed in blocks of about ``2**17`` elements (cache-sized; bounds memory too).
 
 How the OOD metrics avoid a per-row ``searchsorted``: both sides are sorted per row (``np.sort``, SIMD), then
 a *stable* argsort of the concatenation ``[sorted OOD, sorted ID]`` merges the two runs (timsort: linear) with
 OOD first among equal values. The position ``p_j`` of the j-th sorted OOD score in that merge gives
 ``#ID < s_j = p_j - j``; the position ``r_i`` of the i-th sorted ID score gives ``#OOD <= s_i = r_i - i``;
-the merge with ID first gives ``#ID <= s_j`` the same way. AUROC, both average precisions and ties follow.
+ties come from tie groups of the sorted rows (first/last equal index, by accumulates over flattened rows).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ Statistics (95 % by default):
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from evalsuite import metrics as M
 from evalsuite.core.errors import UsageError
 from evalsuite.core.results import EvalResult, metric_direction, metric_group
 from evalsuite.metrics import stats as S
+from evalsuite.metrics.batched import batched_for
 
 SCHEMA = "evalsuite-comparison"
 SCHEMA_VERSION = 1
@@ -123,11 +125,9 @@ def _metric_plan(name: str, n_bins: int) -> tuple[str, StatFn | None, list[str]]
     if name in ("nll", "brier"):
         return "mean", _mean, [f"id/{name}"]
     if name in ("ece", "ece_adaptive", "mce"):
-        fn = {
-            "ece": lambda c, k: M.ece(c, k, n_bins),
-            "ece_adaptive": lambda c, k: M.ece_adaptive(c, k, n_bins),
-            "mce": lambda c, k: M.mce(c, k, n_bins),
-        }[name]
+        fn = functools.partial(
+            {"ece": M.ece, "ece_adaptive": M.ece_adaptive, "mce": M.mce}[name], n_bins=n_bins
+        )
         return "calibration", fn, ["id/confidence", "id/correct"]
     if name.startswith("ood/"):
         _, ood_set, score, which = name.split("/")
@@ -140,6 +140,12 @@ def _mean(x: np.ndarray) -> float:
     return float(np.mean(x))
 
 
+def _boot_kw(fn: StatFn) -> tuple[StatFn, dict[str, Any]]:
+    """The vectorized twin of ``fn`` when there is one (same numbers, one call per block of replicates)."""
+    fb = batched_for(fn)
+    return (fb, {"batched": True}) if fb is not None else (fn, {})
+
+
 def _value_ci(name: str, kind: str, fn: StatFn | None, arrays: list[np.ndarray], s: CompareSettings) -> dict:
     if kind == "accuracy":
         x = arrays[0]
@@ -147,12 +153,14 @@ def _value_ci(name: str, kind: str, fn: StatFn | None, arrays: list[np.ndarray],
         return {"ci_low": lo, "ci_high": hi, "ci_method": "wilson", "n": int(len(x))}
     if kind in ("mean", "calibration"):
         assert fn is not None
-        lo, hi = S.bootstrap_ci(fn, arrays, n_boot=s.n_boot, level=s.ci_level, seed=s.seed)
+        f, kw = _boot_kw(fn)
+        lo, hi = S.bootstrap_ci(f, arrays, n_boot=s.n_boot, level=s.ci_level, seed=s.seed, **kw)
         return {"ci_low": lo, "ci_high": hi, "ci_method": f"bootstrap({s.n_boot})", "n": int(len(arrays[0]))}
     if kind == "ood":
         assert fn is not None
+        f, kw = _boot_kw(fn)
         lo, hi = S.bootstrap_ci_two_sample(
-            fn, [arrays[0]], [arrays[1]], n_boot=s.n_boot, level=s.ci_level, seed=s.seed
+            f, [arrays[0]], [arrays[1]], n_boot=s.n_boot, level=s.ci_level, seed=s.seed, **kw
         )
         return {
             "ci_low": lo,
@@ -176,7 +184,8 @@ def _delta(
         return None
     if kind == "accuracy":
         mc = S.mcnemar_exact(ref[0].astype(bool), other[0].astype(bool))
-        pb = S.paired_bootstrap(fn, ref, other, n_boot=s.n_boot, level=s.ci_level, seed=s.seed)
+        f, kw = _boot_kw(fn)
+        pb = S.paired_bootstrap(f, ref, other, n_boot=s.n_boot, level=s.ci_level, seed=s.seed, **kw)
         return {
             "delta": pb["delta"],
             "ci_low": pb["ci_low"],
@@ -197,11 +206,21 @@ def _delta(
             "ci_method": "delong",
         }
     if kind == "ood":
+        f, kw = _boot_kw(fn)
         pb = S.paired_bootstrap_two_sample(
-            fn, [ref[0]], [ref[1]], [other[0]], [other[1]], n_boot=s.n_boot, level=s.ci_level, seed=s.seed
+            f,
+            [ref[0]],
+            [ref[1]],
+            [other[0]],
+            [other[1]],
+            n_boot=s.n_boot,
+            level=s.ci_level,
+            seed=s.seed,
+            **kw,
         )
     else:
-        pb = S.paired_bootstrap(fn, ref, other, n_boot=s.n_boot, level=s.ci_level, seed=s.seed)
+        f, kw = _boot_kw(fn)
+        pb = S.paired_bootstrap(f, ref, other, n_boot=s.n_boot, level=s.ci_level, seed=s.seed, **kw)
     return {
         "delta": pb["delta"],
         "ci_low": pb["ci_low"],

@@ -259,7 +259,9 @@ def train_model(
     for epoch in range(start_epoch, recipe.epochs):
         t0 = time.perf_counter()
         net.train()
-        perm = torch.randperm(n, generator=epoch_generator(seed, epoch, 0))[rank::world]
+        perm = torch.randperm(n, generator=epoch_generator(seed, epoch, 0))
+        # every rank must take the same number of steps: drop the last n % world examples of the epoch
+        perm = perm[: n - n % world][rank::world]
         aug_gen = epoch_generator(seed, epoch, 1 + rank)
         steps = math.ceil(len(perm) / per_rank)
         # a final batch of one breaks batch norm in training mode; fold it into the previous one

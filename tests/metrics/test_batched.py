@@ -115,7 +115,7 @@ def test_stable_argsort_rows() -> None:
 def test_calibration_b_validation() -> None:
     conf, correct = _calib_data(0)
     with pytest.raises(ValueError):
-        B.ece_b(conf[0], correct[0])
+        B.ece_b(conf[None], correct[None])
     with pytest.raises(ValueError):
         B.ece_b(conf, correct[:, :-1])
     with pytest.raises(ValueError):
@@ -178,7 +178,7 @@ def test_ood_b_validation() -> None:
         with pytest.raises(ValueError):
             fn(s_id[:2], s_ood)
         with pytest.raises(ValueError):
-            fn(s_id[0], s_ood[0])
+            fn(s_id[None], s_ood[None])
     with pytest.raises(ValueError):
         B.fpr_at_tpr_b(s_id, s_ood, 0.0)
 

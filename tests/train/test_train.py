@@ -145,3 +145,43 @@ def test_random_crop_flip_is_a_crop_and_seeded():
     c = random_crop_flip(x, 0, torch.Generator().manual_seed(1))
     for i in range(2):
         assert torch.equal(c[i], x[i]) or torch.equal(c[i], x[i].flip(2))
+
+
+def test_torchrun_two_processes_keeps_masks(tmp_path):
+    """DDP on CPU (gloo): two ranks take equal shares and the masked weights stay zero."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "evalsuite.cli",
+        "-q",
+        "train",
+        "--dataset",
+        "digits",
+        "--sparse-init",
+        "erk",
+        "--density",
+        "0.2",
+        "--epochs",
+        "2",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    model, card, masks = load_checkpoint(out)
+    assert card.provenance["world_size"] == 2
+    rep = density_report(model, prunable_layers(model, torch.zeros(1, 1, 8, 8)), masks)
+    assert rep["masked_nonzero"] == 0
+    assert r.stdout.count("wrote") == 1
