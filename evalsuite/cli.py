@@ -49,6 +49,17 @@ they are, and models evaluated on different data or settings are refused.
 """
 
 
+EPILOG_BENCH = """examples:
+  evalsuite bench run smoke --store results.db                 # a suite in benchmarks/, or a .toml path
+  evalsuite bench check smoke --store results.db               # newest run vs the previous one
+  evalsuite bench check smoke --store results.db --baseline tag:v1
+  evalsuite bench check smoke --store results.db --baseline benchmarks/baselines/smoke.json
+  evalsuite bench history smoke --store results.db --out reports/history-smoke
+  evalsuite bench baseline smoke --store results.db --out benchmarks/baselines/smoke.json
+  evalsuite bench tag smoke --store results.db latest v1
+"""
+
+
 class CLIUsageError(Exception):
     pass
 
@@ -304,6 +315,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_eval_args(p_cmp)
 
+    p_bench = sub.add_parser(
+        parents=[common],
+        name="bench",
+        help="benchmark suites, the results store and the regression gate",
+        epilog=EPILOG_BENCH,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bsub = p_bench.add_subparsers(dest="bench_command", metavar="ACTION", parser_class=Parser, required=True)
+    b_run = bsub.add_parser(
+        "run", parents=[common], help="evaluate every model of a suite, append to the store"
+    )
+    b_check = bsub.add_parser(
+        "check", parents=[common], help="newest run vs a baseline; exit 1 on regression"
+    )
+    b_hist = bsub.add_parser("history", parents=[common], help="each metric over time (text, PNG, HTML)")
+    b_base = bsub.add_parser("baseline", parents=[common], help="write a run as a baseline JSON to commit")
+    b_tag = bsub.add_parser("tag", parents=[common], help="name a run (for --baseline tag:NAME)")
+    for b in (b_run, b_check, b_hist, b_base, b_tag):
+        b.add_argument("suite", help="suite name in benchmarks/ or path to a suite .toml")
+        b.add_argument("--store", required=True, help="SQLite results store (created if missing by run)")
+    b_run.add_argument("--work-dir", help="where trained checkpoints go (default runs/bench/SUITE)")
+    b_run.add_argument("--tag", help="name this run")
+    b_run.add_argument("--note", help="free text stored with the run")
+    b_run.add_argument("--data", help="override the suite's ID test set spec")
+    b_run.add_argument("--ood", action="append", help="override the suite's OOD sets")
+    b_run.add_argument("--train-data", help="override the dataset of train recipes (e.g. npz:train.npz)")
+    b_run.add_argument("--test-data", help="test split used during training (e.g. npz:test.npz)")
+    b_run.add_argument("--data-root", help="where torchvision datasets live")
+    b_run.add_argument("--download", action="store_true")
+    b_run.add_argument("--limit", type=int, help="seeded stratified subset of the ID test set")
+    b_run.add_argument("--epochs", type=int, help="override every train recipe's epochs (quick runs)")
+    b_run.add_argument("--limit-train", type=int, help="train recipes on a seeded stratified subset")
+    b_run.add_argument("--device", help="auto, cpu, cuda")
+    b_run.add_argument("--no-cache", action="store_true")
+    b_check.add_argument(
+        "--baseline", default="previous", help="previous | tag:NAME | RUN_ID | path/to/baseline.json"
+    )
+    b_check.add_argument("--run", default="latest", help="the run to check (default latest)")
+    b_hist.add_argument("--out", help="folder for history.png and history.html")
+    b_hist.add_argument("--metric", action="append", help="metric globs to show (default all)")
+    b_base.add_argument("--run", default="latest")
+    b_base.add_argument("--out", required=True, help="baseline JSON to write")
+    b_tag.add_argument("run", help="run id, latest or previous")
+    b_tag.add_argument("name", help="tag name")
+
     p_merge = sub.add_parser(
         "merge", parents=[common], help="merge --shard results into the whole-set result"
     )
@@ -381,6 +437,101 @@ def cmd_compare(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from evalsuite.bench.store import ResultStore
+    from evalsuite.bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    action = args.bench_command
+    store = ResultStore(args.store, create=action == "run")
+    if action == "run":
+        from evalsuite.bench.runner import Overrides, run_suite
+
+        ov = Overrides(
+            data=args.data,
+            ood=[s for item in args.ood for s in item.split(",") if s] if args.ood else None,
+            train_data=args.train_data,
+            test_data=args.test_data,
+            data_root=args.data_root,
+            download=args.download,
+            limit=args.limit,
+            device=args.device,
+            epochs=args.epochs,
+            limit_train=args.limit_train,
+        )
+        run_id = run_suite(
+            suite,
+            store,
+            ov,
+            Path(args.work_dir) if args.work_dir else None,
+            progress=not args.quiet,
+            note=args.note,
+            tag=args.tag,
+            cache=not args.no_cache,
+        )
+        info = store.get_run(run_id, suite.name)
+        print(f"run {run_id} of {suite.name}: {len(suite.models)} models in {args.store} ({info.started})")
+        return 0
+    if action == "check":
+        from evalsuite.bench.gate import check, load_baseline
+
+        new = store.get_run(args.run, suite.name)
+        if args.baseline.endswith(".json"):
+            base_suite, base_metrics = load_baseline(args.baseline)
+            if base_suite != suite.name:
+                raise CLIUsageError(
+                    f"baseline {args.baseline} is for suite {base_suite!r}, not {suite.name!r}"
+                )
+            label = args.baseline
+        else:
+            base = (
+                store.get_run(args.baseline, suite.name)
+                if args.baseline != "previous"
+                else store.previous(suite.name, new.id)
+            )
+            if base is None:
+                raise CLIUsageError(
+                    f"run {new.id} is the first of {suite.name}: no previous run to check against"
+                )
+            base_metrics = store.metrics(base.id)
+            label = f"run {base.id} ({base.started}{', tag ' + base.tag if base.tag else ''})"
+        report = check(store.metrics(new.id), base_metrics, suite.tolerances)
+        print(f"{suite.name}: run {new.id} ({new.started}) against {label}")
+        print(report.format())
+        return 0 if report.ok else 1
+    if action == "history":
+        from evalsuite.bench.history import history_html, history_table, plot_history
+
+        df = store.history(suite.name)
+        if args.metric:
+            import fnmatch
+
+            df = df[[any(fnmatch.fnmatch(m, g) for g in args.metric) for m in df["metric"]]]
+        print(history_table(df))
+        if args.out:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            png = out / "history.png"
+            plot_history(df, png)
+            from evalsuite.core.io import atomic_write_text
+
+            atomic_write_text(out / "history.html", history_html(df, png.read_bytes()))
+            print(f"\nwrote {png} and {out / 'history.html'}")
+        return 0
+    if action == "baseline":
+        from evalsuite.bench.gate import baseline_to_json
+        from evalsuite.core.io import atomic_write_text
+
+        info = store.get_run(args.run, suite.name)
+        atomic_write_text(args.out, baseline_to_json(suite.name, info, store.metrics(info.id)))
+        print(f"wrote {args.out} from run {info.id}")
+        return 0
+    info = store.get_run(args.run, suite.name)
+    store.tag(info.id, args.name)
+    print(f"tagged run {info.id} of {suite.name} as {args.name}")
     return 0
 
 
@@ -523,6 +674,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "merge": cmd_merge,
     "compare": cmd_compare,
+    "bench": cmd_bench,
 }
 
 

@@ -172,6 +172,36 @@ def _value_ci(name: str, kind: str, fn: StatFn | None, arrays: list[np.ndarray],
     return {"ci_low": None, "ci_high": None, "ci_method": None, "n": None}
 
 
+def _value_entry(
+    e: ModelEntry, name: str, kind: str, fn: StatFn | None, arr: list[np.ndarray] | None, s: CompareSettings
+) -> dict[str, Any]:
+    assert e.result is not None
+    v: dict[str, Any] = {"value": _finite(e.result.metrics[name])}
+    if arr is not None and fn is not None:
+        v.update(_value_ci(name, kind, fn, arr, s))
+    else:
+        v.update({"ci_low": None, "ci_high": None, "ci_method": None, "n": None})
+    return {k: (_finite(x) if isinstance(x, float) else x) for k, x in v.items()}
+
+
+def value_table(entry: ModelEntry, settings: CompareSettings | None = None) -> dict[str, dict[str, Any]]:
+    """One model's metrics with their CIs (Wilson or bootstrap, as in a comparison), keyed by metric name."""
+    s = settings or CompareSettings()
+    if not entry.ok:
+        raise UsageError(f"{entry.name}: no result ({entry.error})")
+    assert entry.result is not None and entry.arrays is not None
+    n_bins = int(entry.result.config.get("n_bins", 15))
+    out = {}
+    for name in _ordered_metrics([entry]):
+        kind, fn, keys = _metric_plan(name, n_bins)
+        arr = [entry.arrays[k] for k in keys] if all(k in entry.arrays for k in keys) else None
+        out[name] = {
+            **_value_entry(entry, name, kind, fn, arr, s),
+            "higher_is_better": metric_direction(name),
+        }
+    return out
+
+
 def _delta(
     name: str,
     kind: str,
@@ -373,13 +403,8 @@ def build_comparison(
             assert e.result is not None and e.arrays is not None
             if name not in e.result.metrics:
                 continue
-            v: dict[str, Any] = {"value": _finite(e.result.metrics[name])}
             arr = [e.arrays[k] for k in keys] if all(k in e.arrays for k in keys) else None
-            if arr is not None and fn is not None:
-                v.update(_value_ci(name, kind, fn, arr, s))
-            else:
-                v.update({"ci_low": None, "ci_high": None, "ci_method": None, "n": None})
-            row["values"][e.name] = {k: (_finite(x) if isinstance(x, float) else x) for k, x in v.items()}
+            row["values"][e.name] = _value_entry(e, name, kind, fn, arr, s)
             if e is not ref and arr is not None and ref_arrays is not None:
                 d = _delta(name, kind, fn, ref_arrays, arr, s)
                 if d is not None:

@@ -1,0 +1,234 @@
+"""Benchmark suites: TOML files naming models (checkpoints, or recipes to train first), the battery
+settings, the data and per-metric tolerances. Paths inside a suite are relative to the suite file.
+
+```toml
+name = "smoke"
+description = "..."
+
+[battery]                 # any BatteryConfig field; eps written like "8/255"
+checks = ["clean", "calibration", "ood", "robust", "sparsity"]
+eps = ["1/255", "8/255"]
+
+[data]                    # overridable on the command line (--data, --ood, --train-data, --data-root)
+id = "digits"
+ood = ["photos", "gaussian"]
+
+[tolerances]              # metric glob -> "noise" (the metrics' own CIs) or { abs = 0.01 }; first match wins
+"robust/*" = "noise"
+"*" = "noise"
+
+[[models]]
+name = "dense"
+checkpoint = "../checkpoints/digits-dense.pt"
+
+[[models]]
+name = "erk-0.1"
+train = { dataset = "digits", sparse_init = "erk", density = 0.1, seed = 0, epochs = 30 }
+```
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsuite.core.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SUITE_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+
+TOP_KEYS = {"name", "description", "battery", "data", "tolerances", "models", "compare"}
+BATTERY_KEYS = {
+    "checks",
+    "attacks",
+    "eps",
+    "eps_l2",
+    "pgd_steps",
+    "pgd_restarts",
+    "pgd_step_size",
+    "ood_scores",
+    "bins",
+    "seed",
+    "limit",
+    "batch_size",
+    "device",
+}
+DATA_KEYS = {"id", "ood", "root", "download", "train"}
+MODEL_KEYS = {
+    "name",
+    "checkpoint",
+    "train",
+    "arch",
+    "arch_kwargs",
+    "mean",
+    "std",
+    "normalize",
+    "trust_checkpoint",
+}
+TRAIN_KEYS = {
+    "dataset",
+    "arch",
+    "arch_kwargs",
+    "sparse_init",
+    "density",
+    "seed",
+    "mask_seed",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "nesterov",
+    "milestones",
+    "gamma",
+    "augment",
+    "label_smoothing",
+    "limit_train",
+    "limit_test",
+    "device",
+    "test_data",
+}
+COMPARE_KEYS = {"n_boot", "alpha", "reference"}
+
+
+@dataclass(frozen=True)
+class SuiteModel:
+    name: str
+    checkpoint: Path | None = None
+    train: dict[str, Any] | None = None
+    load: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    description: str
+    battery: dict[str, Any]
+    data: dict[str, Any]
+    tolerances: dict[str, Any]
+    models: tuple[SuiteModel, ...]
+    compare: dict[str, Any]
+
+
+def _line_of(text: str, key: str, after: int = 0) -> int:
+    """1-based line where ``key`` is assigned (or a [key] table starts), searching from line ``after``."""
+    pat = re.compile(rf'^\s*(\[\[?\s*)?"?{re.escape(key)}"?\s*(=|\]|\.)')
+    lines = text.splitlines()
+    for i in range(after, len(lines)):
+        if pat.search(lines[i]) or re.search(rf'[{{,]\s*"?{re.escape(key)}"?\s*=', lines[i]):
+            return i + 1
+    return 0
+
+
+def _where(path: Path, text: str, key: str, after: int = 0) -> str:
+    line = _line_of(text, key, after)
+    return f"{path}:{line}" if line else str(path)
+
+
+def resolve_suite_path(name_or_path: str) -> Path:
+    """A suite name in benchmarks/ (``smoke``) or a path to a suite file."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.exists():
+            raise UsageError(f"suite file {p} does not exist")
+        return p.resolve()
+    candidate = SUITE_DIR / f"{name_or_path}.toml"
+    if candidate.exists():
+        return candidate
+    known = sorted(q.stem for q in SUITE_DIR.glob("*.toml")) if SUITE_DIR.is_dir() else []
+    raise UsageError(
+        f"unknown suite {name_or_path!r}; known: {', '.join(known) or 'none'} (or pass a .toml path)"
+    )
+
+
+def _check_keys(
+    path: Path, text: str, section: str, got: dict[str, Any], allowed: set[str], after: int = 0
+) -> None:
+    for key in got:
+        if key not in allowed:
+            raise UsageError(
+                f"{_where(path, text, key, after)}: unknown key {key!r} in {section}; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = resolve_suite_path(name_or_path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path}: not valid TOML ({e})") from None
+    _check_keys(path, text, "the suite", raw, TOP_KEYS)
+    battery = raw.get("battery", {})
+    data = raw.get("data", {})
+    tolerances = raw.get("tolerances", {})
+    compare = raw.get("compare", {})
+    _check_keys(path, text, "[battery]", battery, BATTERY_KEYS, _line_of(text, "battery"))
+    _check_keys(path, text, "[data]", data, DATA_KEYS, _line_of(text, "data"))
+    _check_keys(path, text, "[compare]", compare, COMPARE_KEYS, _line_of(text, "compare"))
+    for pattern, spec in tolerances.items():
+        ok = spec == "noise" or (
+            isinstance(spec, dict) and set(spec) == {"abs"} and isinstance(spec["abs"], int | float)
+        )
+        if not ok:
+            raise UsageError(
+                f"{_where(path, text, pattern)}: tolerance for {pattern!r} must be "
+                '"noise" or { abs = NUMBER }'
+            )
+    models_raw = raw.get("models", [])
+    if not models_raw:
+        raise UsageError(f"{path}: the suite names no [[models]]")
+    models = []
+    search_from = 0
+    for m in models_raw:
+        start = _line_of(text, "models", search_from)
+        search_from = start
+        _check_keys(path, text, "[[models]]", m, MODEL_KEYS, max(start - 1, 0))
+        name = m.get("name")
+        if not name:
+            raise UsageError(f"{path}:{start}: a [[models]] entry has no name")
+        has_ckpt, has_train = "checkpoint" in m, "train" in m
+        if has_ckpt == has_train:
+            raise UsageError(
+                f"{path}:{start}: model {name!r} needs exactly one of checkpoint = ... or train = {{...}}"
+            )
+        ckpt = None
+        if has_ckpt:
+            ckpt = (path.parent / m["checkpoint"]).resolve()
+            if not ckpt.exists():
+                raise UsageError(
+                    f"{_where(path, text, 'checkpoint', max(start - 1, 0))}: model {name!r}: "
+                    f"checkpoint {m['checkpoint']} not found (looked in {ckpt})"
+                )
+        train = None
+        if has_train:
+            train = dict(m["train"])
+            _check_keys(path, text, f"train of model {name!r}", train, TRAIN_KEYS, max(start - 1, 0))
+            if "dataset" not in train:
+                raise UsageError(f"{path}:{start}: model {name!r}: train needs a dataset")
+        load = {
+            k: m[k] for k in ("arch", "arch_kwargs", "mean", "std", "normalize", "trust_checkpoint") if k in m
+        }
+        models.append(SuiteModel(name=name, checkpoint=ckpt, train=train, load=load))
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise UsageError(f"{path}: model names must be unique, got {names}")
+    return Suite(
+        name=str(raw.get("name") or path.stem),
+        path=path,
+        description=str(raw.get("description", "")),
+        battery=dict(battery),
+        data=dict(data),
+        tolerances=dict(tolerances),
+        models=tuple(models),
+        compare=dict(compare),
+    )
