@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalsuite.bench.store import MetricRow, ModelRun, ResultStore
-
 from evalsuite.attacks import parse_eps
 from evalsuite.battery import BatteryConfig, EvalOptions, evaluate_with_arrays, parse_list
+from evalsuite.bench.store import MetricRow, ModelRun, ResultStore
 from evalsuite.bench.suite import Suite
 from evalsuite.core.errors import UsageError
 from evalsuite.core.provenance import git_revision, package_versions

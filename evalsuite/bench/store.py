@@ -1,0 +1,538 @@
+"""The results store: every benchmark run of every suite in one SQLite file, for history and the gate.
+
+One file, WAL mode, a busy timeout and ``BEGIN IMMEDIATE`` writes, so that nightly jobs on one machine can
+append at the same time and a killed job leaves either its whole run or nothing. The file is checked
+before anything is written to it: a store from a newer evalsuite, a corrupt file or a foreign SQLite
+database is refused with a one-line ``DataError`` and left byte for byte as it was.
+
+Tables (schema version 1)::
+
+    meta(key, value)                      schema_version, created, created_by
+    runs(id, suite, started, finished, git_revision, machine, versions json, durations json, tag, note)
+    metrics(run_id, model, metric, value, ci_low, ci_high, n, higher_is_better)
+    results(run_id, model, result_json)
+
+Run ids grow monotonically (AUTOINCREMENT: never reused), so "previous" is "largest smaller id of the
+same suite". A metric value that is not finite is stored as NULL and read back as NaN.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import platform
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from evalsuite import __version__
+from evalsuite.core.errors import DataError, UsageError
+from evalsuite.core.results import metric_direction
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+DEFAULT_TIMEOUT_S = 30.0
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_META_KEYS = {"started", "finished", "git_revision", "machine", "versions", "durations", "note", "tag"}
+HISTORY_COLUMNS = [
+    "run_id",
+    "started",
+    "git_revision",
+    "tag",
+    "model",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "higher_is_better",
+]
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    suite TEXT NOT NULL,
+    started TEXT,
+    finished TEXT,
+    git_revision TEXT,
+    machine TEXT,
+    versions TEXT,
+    durations TEXT,
+    tag TEXT UNIQUE,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_suite_id ON runs(suite, id);
+CREATE TABLE IF NOT EXISTS metrics(
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    ci_low REAL,
+    ci_high REAL,
+    n INTEGER,
+    higher_is_better INTEGER NOT NULL,
+    PRIMARY KEY(run_id, model, metric)
+);
+CREATE TABLE IF NOT EXISTS results(
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    result_json TEXT,
+    PRIMARY KEY(run_id, model)
+);
+"""
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One metric of one model in one run. ``higher_is_better=None`` takes ``metric_direction(name)``."""
+
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+    higher_is_better: bool | None = None
+
+
+@dataclass
+class ModelRun:
+    """What a run stores for one model: its metrics and, optionally, its full result JSON."""
+
+    metrics: dict[str, MetricRow]
+    result_json: str | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of ``runs``."""
+
+    id: int
+    suite: str
+    started: str | None
+    finished: str | None
+    git_revision: str | None
+    machine: str | None
+    versions: dict[str, Any] = field(default_factory=dict)
+    durations: dict[str, Any] = field(default_factory=dict)
+    tag: str | None = None
+    note: str | None = None
+
+    @property
+    def label(self) -> str:
+        """'#12 (tag nightly-0601, 2024-06-01)': how reports name a run."""
+        bits = [f"tag {self.tag}"] if self.tag else []
+        if self.started:
+            bits.append(self.started[:10])
+        return f"#{self.id}" + (f" ({', '.join(bits)})" if bits else "")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _is_locked(e: sqlite3.Error) -> bool:
+    msg = str(e).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def _finite_or_none(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _json_or_none(obj: Any, what: str) -> str | None:
+    if obj is None:
+        return None
+    try:
+        return json.dumps(obj, sort_keys=True, allow_nan=False, default=str)
+    except ValueError as e:
+        raise UsageError(f"run meta {what!r} is not JSON-serializable ({e})") from None
+
+
+def _json_dict(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        out = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+class ResultStore:
+    """A SQLite results store at ``path``; ``timeout`` (seconds) bounds every wait for another writer.
+
+    Use as a context manager or call ``close()``. One instance per process/thread.
+    """
+
+    def __init__(self, path: str | Path, create: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.path = Path(path)
+        self.timeout = float(timeout)
+        exists = self.path.exists()
+        if not exists and not create:
+            raise DataError(f"{self.path}: no such results store")
+        if exists:
+            if not self.path.is_file():
+                raise DataError(f"{self.path}: not a file")
+            self._probe()
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = self._connect()
+        try:
+            # Only a new store needs the write lock: readers must not wait behind a running writer.
+            if not self._has_schema():
+                self._init_schema()
+        except BaseException:
+            self._con.close()
+            raise
+
+    # -- opening -------------------------------------------------------------------------------------------
+
+    def _probe(self) -> None:
+        """Validate an existing file through a read-only connection, so a refused file is never written."""
+        with open(self.path, "rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+        if not head:
+            return  # an empty file is what sqlite3 itself would create: treat as a new store
+        if head != _SQLITE_MAGIC:
+            raise DataError(f"{self.path}: not an evalsuite results store (not an SQLite database)")
+        try:
+            con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.timeout)
+        except sqlite3.Error as e:
+            raise DataError(f"{self.path}: cannot open results store ({e})") from None
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not tables:
+                return
+            if "meta" not in tables or "runs" not in tables:
+                raise DataError(f"{self.path}: an SQLite database but not an evalsuite results store")
+            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.Error as e:
+            if _is_locked(e):
+                raise DataError(f"{self.path}: store is locked by another process ({e})") from None
+            raise DataError(f"{self.path}: corrupt results store ({e})") from None
+        finally:
+            con.close()
+        try:
+            version = int(row[0]) if row else None
+        except (TypeError, ValueError):
+            version = None
+        if version is None:
+            raise DataError(f"{self.path}: results store has no valid schema_version")
+        if version > SCHEMA_VERSION:
+            raise DataError(
+                f"{self.path}: results store schema version {version} is newer than this evalsuite's "
+                f"{SCHEMA_VERSION}; upgrade evalsuite to use it"
+            )
+        if version < SCHEMA_VERSION:  # no older schema exists yet; keep the message for when one does
+            raise DataError(f"{self.path}: results store schema version {version} is not supported")
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves, nothing implicit.
+        con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+        try:
+            con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            con.execute("PRAGMA foreign_keys=ON")
+            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()
+            if not mode or str(mode[0]).lower() != "wal":
+                raise DataError(f"{self.path}: cannot switch results store to WAL mode (got {mode})")
+            con.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL mode; atomic either way
+        except sqlite3.Error as e:
+            con.close()
+            self._raise(e)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _has_schema(self) -> bool:
+        rows = self._read("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
+        return bool(rows) and bool(self._read("SELECT 1 FROM meta WHERE key='schema_version'"))
+
+    def _init_schema(self) -> None:
+        with self._write() as con:
+            # statement by statement: executescript() would COMMIT our transaction
+            for stmt in _DDL.split(";"):
+                if stmt.strip():
+                    con.execute(stmt)
+            created = {
+                "schema_version": str(SCHEMA_VERSION),
+                "created": _now(),
+                "created_by": f"evalsuite {__version__} on {platform.node()}",
+            }
+            for k, v in created.items():
+                con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (k, v))
+
+    def _raise(self, e: sqlite3.Error) -> NoReturn:
+        if _is_locked(e):
+            raise DataError(
+                f"{self.path}: store is locked by another process (waited {self.timeout:g} s)"
+            ) from None
+        raise DataError(f"{self.path}: results store error ({e})") from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE takes the write lock up front (waiting up to timeout)."""
+        con = self._con
+        try:
+            con.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            self._raise(e)
+        try:
+            yield con
+            con.execute("COMMIT")
+        except BaseException as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                self._raise(exc)
+            raise
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._con.execute(sql, args).fetchall()
+        except sqlite3.Error as e:
+            self._raise(e)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------------------------
+
+    def add_run(
+        self, suite: str, models: Mapping[str, ModelRun], meta: Mapping[str, Any] | None = None
+    ) -> int:
+        """Store one run of ``suite`` (all models, metrics and results) in one transaction; return its id.
+
+        ``meta`` keys: started (default now, UTC), finished, git_revision, machine (default this host),
+        versions (dict), durations (dict), note, tag.
+        """
+        meta = dict(meta or {})
+        unknown = set(meta) - _META_KEYS
+        if unknown:
+            raise UsageError(f"unknown run meta keys {sorted(unknown)}; known: {sorted(_META_KEYS)}")
+        if not isinstance(suite, str) or not suite:
+            raise UsageError("suite must be a non-empty string")
+        if not models:
+            raise UsageError(f"run of suite {suite!r} has no models")
+        tag = meta.get("tag")
+        if tag is not None:
+            self._check_tag_name(tag)
+        metric_rows: list[tuple[Any, ...]] = []
+        result_rows: list[tuple[Any, ...]] = []
+        for model, mr in models.items():
+            if not isinstance(model, str) or not model:
+                raise UsageError(f"model names must be non-empty strings, got {model!r}")
+            for name, row in mr.metrics.items():
+                hib = metric_direction(name) if row.higher_is_better is None else bool(row.higher_is_better)
+                n = None if row.n is None else int(row.n)
+                metric_rows.append(
+                    (model, name, _finite_or_none(row.value), _finite_or_none(row.ci_low))
+                    + (_finite_or_none(row.ci_high), n, int(hib))
+                )
+            if mr.result_json is not None:
+                result_rows.append((model, mr.result_json))
+        run_row = (
+            suite,
+            meta.get("started") or _now(),
+            meta.get("finished"),
+            meta.get("git_revision"),
+            meta.get("machine") or platform.node(),
+            _json_or_none(meta.get("versions") or {}, "versions"),
+            _json_or_none(meta.get("durations") or {}, "durations"),
+            tag,
+            meta.get("note"),
+        )
+        with self._write() as con:
+            if tag is not None and con.execute("SELECT 1 FROM runs WHERE tag=?", (tag,)).fetchone():
+                raise UsageError(f"tag {tag!r} is already used by another run")
+            cur = con.execute(
+                "INSERT INTO runs(suite, started, finished, git_revision, machine, versions, durations, tag,"
+                " note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                run_row,
+            )
+            run_id = int(cur.lastrowid or 0)
+            self._insert_models(con, run_id, metric_rows, result_rows)
+        return run_id
+
+    def _insert_models(
+        self,
+        con: sqlite3.Connection,
+        run_id: int,
+        metric_rows: list[tuple[Any, ...]],
+        result_rows: list[tuple[Any, ...]],
+    ) -> None:
+        # A separate method so tests can stall a writer between the run row and its metrics.
+        con.executemany(
+            "INSERT INTO metrics(run_id, model, metric, value, ci_low, ci_high, n, higher_is_better)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, *r) for r in metric_rows],
+        )
+        con.executemany(
+            "INSERT INTO results(run_id, model, result_json) VALUES (?, ?, ?)",
+            [(run_id, *r) for r in result_rows],
+        )
+
+    @staticmethod
+    def _check_tag_name(name: Any) -> None:
+        if not isinstance(name, str) or not _TAG_RE.match(name) or name.isdigit():
+            raise UsageError(
+                f"bad tag {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit, "
+                "not all digits"
+            )
+        if name in ("latest", "previous"):
+            raise UsageError(f"bad tag {name!r}: reserved run reference")
+
+    def tag(self, run_id: int, name: str, move: bool = False) -> None:
+        """Tag run ``run_id`` as ``name``. A run carries at most one tag (a new one replaces it); a tag
+        already on another run is refused unless ``move=True``."""
+        self._check_tag_name(name)
+        with self._write() as con:
+            if not con.execute("SELECT 1 FROM runs WHERE id=?", (int(run_id),)).fetchone():
+                raise UsageError(f"no run {run_id} in {self.path}")
+            other = con.execute("SELECT id FROM runs WHERE tag=? AND id<>?", (name, int(run_id))).fetchone()
+            if other:
+                if not move:
+                    raise UsageError(f"tag {name!r} is already on run {other[0]} (move it with move=True)")
+                con.execute("UPDATE runs SET tag=NULL WHERE id=?", (other[0],))
+            con.execute("UPDATE runs SET tag=? WHERE id=?", (name, int(run_id)))
+
+    # -- reading -------------------------------------------------------------------------------------------
+
+    _RUN_COLS = "id, suite, started, finished, git_revision, machine, versions, durations, tag, note"
+
+    @staticmethod
+    def _run_info(r: tuple[Any, ...]) -> RunInfo:
+        return RunInfo(
+            id=int(r[0]),
+            suite=r[1],
+            started=r[2],
+            finished=r[3],
+            git_revision=r[4],
+            machine=r[5],
+            versions=_json_dict(r[6]),
+            durations=_json_dict(r[7]),
+            tag=r[8],
+            note=r[9],
+        )
+
+    def suites(self) -> list[str]:
+        return [r[0] for r in self._read("SELECT DISTINCT suite FROM runs ORDER BY suite")]
+
+    def runs(self, suite: str) -> list[RunInfo]:
+        """Every run of ``suite``, oldest first."""
+        rows = self._read(f"SELECT {self._RUN_COLS} FROM runs WHERE suite=? ORDER BY id", (suite,))
+        return [self._run_info(r) for r in rows]
+
+    def latest(self, suite: str) -> RunInfo | None:
+        rows = self._read(
+            f"SELECT {self._RUN_COLS} FROM runs WHERE suite=? ORDER BY id DESC LIMIT 1", (suite,)
+        )
+        return self._run_info(rows[0]) if rows else None
+
+    def previous(self, suite: str, run_id: int) -> RunInfo | None:
+        """The run of ``suite`` just before ``run_id``, or None."""
+        rows = self._read(
+            f"SELECT {self._RUN_COLS} FROM runs WHERE suite=? AND id<? ORDER BY id DESC LIMIT 1",
+            (suite, int(run_id)),
+        )
+        return self._run_info(rows[0]) if rows else None
+
+    def _by_id(self, run_id: int) -> RunInfo | None:
+        rows = self._read(f"SELECT {self._RUN_COLS} FROM runs WHERE id=?", (int(run_id),))
+        return self._run_info(rows[0]) if rows else None
+
+    def get_run(self, ref: int | str, suite: str) -> RunInfo:
+        """Resolve ``ref``: a run id (int or digits), "latest", "previous" (the one before the latest) or
+        "tag:NAME". UsageError if it names no run of ``suite``."""
+        where = f"suite {suite!r} in {self.path}"
+        if isinstance(ref, str) and ref.strip().isdigit():
+            ref = int(ref.strip())
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            info = self._by_id(ref)
+            if info is None or info.suite != suite:
+                ids = [r.id for r in self.runs(suite)]
+                shown = ", ".join(map(str, ids[-10:])) or "none"
+                raise UsageError(f"no run {ref} in {where} (latest run ids: {shown})")
+            return info
+        if ref in ("latest", "previous"):
+            latest = self.latest(suite)
+            if latest is None:
+                raise UsageError(f"no runs of {where}")
+            if ref == "latest":
+                return latest
+            prev = self.previous(suite, latest.id)
+            if prev is None:
+                raise UsageError(f"{where} has only one run; there is no 'previous'")
+            return prev
+        if isinstance(ref, str) and ref.startswith("tag:"):
+            name = ref[4:]
+            rows = self._read(f"SELECT {self._RUN_COLS} FROM runs WHERE tag=?", (name,))
+            if rows and rows[0][1] == suite:
+                return self._run_info(rows[0])
+            tags = [
+                r[0] for r in self._read("SELECT tag FROM runs WHERE suite=? AND tag IS NOT NULL", (suite,))
+            ]
+            extra = f" (it tags a run of suite {rows[0][1]!r})" if rows else ""
+            raise UsageError(f"unknown tag {name!r} in {where}{extra}; tags: {', '.join(tags) or 'none'}")
+        raise UsageError(f"bad run reference {ref!r}: use a run id, 'latest', 'previous' or 'tag:NAME'")
+
+    def metrics(self, run_id: int) -> dict[str, dict[str, MetricRow]]:
+        """{model: {metric: MetricRow}} of one run (models and metrics in insertion order)."""
+        rows = self._read(
+            "SELECT model, metric, value, ci_low, ci_high, n, higher_is_better FROM metrics WHERE run_id=?"
+            " ORDER BY rowid",
+            (int(run_id),),
+        )
+        out: dict[str, dict[str, MetricRow]] = {}
+        for model, metric, value, lo, hi, n, hib in rows:
+            out.setdefault(model, {})[metric] = MetricRow(
+                value=math.nan if value is None else float(value),
+                ci_low=lo,
+                ci_high=hi,
+                n=n,
+                higher_is_better=bool(hib),
+            )
+        return out
+
+    def result_json(self, run_id: int, model: str) -> str | None:
+        """The result JSON stored for ``model`` in run ``run_id``, or None."""
+        rows = self._read("SELECT result_json FROM results WHERE run_id=? AND model=?", (int(run_id), model))
+        return rows[0][0] if rows else None
+
+    def history(self, suite: str) -> pd.DataFrame:
+        """Long table of every metric of every run of ``suite``: columns ``HISTORY_COLUMNS``."""
+        import pandas as pd
+
+        rows = self._read(
+            "SELECT r.id, r.started, r.git_revision, r.tag, m.model, m.metric, m.value, m.ci_low, m.ci_high,"
+            " m.n, m.higher_is_better FROM runs r JOIN metrics m ON m.run_id = r.id WHERE r.suite=?"
+            " ORDER BY r.id, m.rowid",
+            (suite,),
+        )
+        df = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+        for c in ("value", "ci_low", "ci_high"):
+            df[c] = df[c].astype(float)
+        df["n"] = df["n"].astype("Int64")
+        df["higher_is_better"] = df["higher_is_better"].astype(bool)
+        return df
+
+    def integrity_check(self) -> str:
+        """SQLite's own check: 'ok' or the first problem found."""
+        return str(self._read("PRAGMA integrity_check")[0][0])
