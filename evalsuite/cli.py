@@ -214,6 +214,12 @@ def _eval_options(args: argparse.Namespace, out: Path | None) -> Any:
     )
 
 
+def _subcommand(sub: Any, common: argparse.ArgumentParser, name: str, help: str, epilog: str) -> Any:
+    return sub.add_parser(
+        name, parents=[common], help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="evalsuite",
@@ -232,23 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_ls = sub.add_parser("ls", parents=[common], help="list registered models, schemes, datasets, ...")
     p_ls.add_argument("kind", nargs="?", default="all", help="models | schemes | datasets | all")
 
-    p_init = sub.add_parser(
-        parents=[common],
-        name="init",
-        help="write a randomly pruned network at initialization",
-        epilog=EPILOG_INIT,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p_init = _subcommand(
+        sub, common, "init", "write a randomly pruned network at initialization", EPILOG_INIT
     )
     _add_init_args(p_init, dataset_required=True)
     p_init.add_argument("--out", required=True, help="checkpoint to write")
 
-    p_train = sub.add_parser(
-        parents=[common],
-        name="train",
-        help="train a dense or randomly pruned network",
-        epilog=EPILOG_TRAIN,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p_train = _subcommand(sub, common, "train", "train a dense or randomly pruned network", EPILOG_TRAIN)
     _add_init_args(p_train, dataset_required=False)
     p_train.add_argument(
         "--from", dest="from_init", help="start from a checkpoint written by `evalsuite init`"
@@ -282,24 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     h.add_argument("--limit-train", type=int, help="seeded stratified subset of the training set")
     h.add_argument("--limit-test", type=int, help="seeded stratified subset of the test set")
-    p_eval = sub.add_parser(
-        parents=[common],
-        name="eval",
-        help="run the battery on one model and write one result",
-        epilog=EPILOG_EVAL,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p_eval = _subcommand(
+        sub, common, "eval", "run the battery on one model and write one result", EPILOG_EVAL
     )
     p_eval.add_argument("model", help="checkpoint: evalsuite, state_dict, TorchScript or torch.export (.pt2)")
     p_eval.add_argument("--out", help="result JSON to write (per-example arrays beside it as .npz)")
     p_eval.add_argument("--json", action="store_true", help="print the result JSON instead of the summary")
     _add_eval_args(p_eval)
 
-    p_cmp = sub.add_parser(
-        parents=[common],
-        name="compare",
-        help="compare models with the reference (dense twin): report with CIs and paired tests",
-        epilog=EPILOG_COMPARE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p_cmp = _subcommand(
+        sub,
+        common,
+        "compare",
+        "compare models with the reference (dense twin): report with CIs and paired tests",
+        EPILOG_COMPARE,
     )
     p_cmp.add_argument(
         "models", nargs="*", help="checkpoints and/or result JSONs; the first is the reference"
@@ -315,12 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_eval_args(p_cmp)
 
-    p_bench = sub.add_parser(
-        parents=[common],
-        name="bench",
-        help="benchmark suites, the results store and the regression gate",
-        epilog=EPILOG_BENCH,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p_bench = _subcommand(
+        sub, common, "bench", "benchmark suites, the results store and the regression gate", EPILOG_BENCH
     )
     bsub = p_bench.add_subparsers(dest="bench_command", metavar="ACTION", parser_class=Parser, required=True)
     b_run = bsub.add_parser(
@@ -621,21 +609,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIUsageError(
             "--from takes arch and sparsity from the init checkpoint; drop --arch/--sparse-init/--density"
         )
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "epochs",
-            "batch_size",
-            "lr",
-            "momentum",
-            "weight_decay",
-            "nesterov",
-            "milestones",
-            "gamma",
-            "augment",
-            "label_smoothing",
-        )
-    }
+    from evalsuite.train.recipe import RECIPE_FIELDS
+
+    overrides = {k: getattr(args, k, None) for k in RECIPE_FIELDS}
     options = TrainOptions(
         out=Path(args.out),
         device=args.device,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -160,6 +160,7 @@ def run_attacks(
     device: str | torch.device | None = None,
     seed: int | None = None,
     example_ids: Tensor | None = None,
+    on_attack_done: Callable[[str, int], None] | None = None,
 ) -> RobustnessResult:
     """Robust masks for every (attack, eps) in ``configs``.
 
@@ -171,7 +172,8 @@ def run_attacks(
     seed, if given, replaces every config's seed. Random starts for example i depend only on
     (seed, attack, eps, restart, example_ids[i]), so results do not depend on batch_size, on global RNG
     state, or (with ``example_ids`` = positions in the full split) on which shard an example ran in.
-    example_ids [N] int, default ``arange(N)``.
+    example_ids [N] int, default ``arange(N)``. ``on_attack_done(name, n_eps)`` is called after each
+    attack (for progress bars).
     """
     if not configs:
         raise UsageError("no attacks configured")
@@ -197,10 +199,14 @@ def run_attacks(
         for cfg in sorted(cfgs, key=lambda c: c.spec.iterative):
             if cfg.spec.iterative:
                 outcomes.update(_run_pgd(model, x, y, clean_correct, cfg, fgsm_robust, batch_size, dev, ids))
+                if on_attack_done is not None:
+                    on_attack_done(cfg.name, len(cfg.eps))
             else:
                 fgsm = _run_fgsm(model, x, y, clean_correct, cfg, batch_size, dev)
                 fgsm_robust.update({o.eps: o.robust for o in fgsm.values()})
                 outcomes.update(fgsm)
+                if on_attack_done is not None:
+                    on_attack_done(cfg.name, len(cfg.eps))
 
     flagged = sanity_flags(outcomes, clean_correct, fgsm_robust)
     outcomes = {k: dataclasses.replace(o, flags=flagged.get(k, ())) for k, o in outcomes.items()}

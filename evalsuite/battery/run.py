@@ -273,6 +273,7 @@ def evaluate_with_arrays(
                     )
                 )
         clean_correct = torch.from_numpy(arrays["id/correct"].copy())
+        rbar = _bar(opts.progress, sum(len(c.eps) for c in configs), "robust", unit="(attack, eps)")
         rob = run_attacks(
             net,
             id_set.images(),
@@ -283,7 +284,9 @@ def evaluate_with_arrays(
             device=device,
             seed=cfg.seed,
             example_ids=id_idx,
+            on_attack_done=(lambda name, k: rbar.update(k)) if rbar is not None else None,
         )
+        _close(rbar)
         for (attack, eps), outcome in rob.outcomes.items():
             arrays[robust_key(attack, eps)] = outcome.robust.numpy().astype(bool)
         sanity["robust_flags"] = rob.flags
@@ -367,12 +370,12 @@ def _display_name(model: Any, card: Any) -> str:
     return Path(str(model)).stem
 
 
-def _bar(enabled: bool, total: int, desc: str) -> Any:
+def _bar(enabled: bool, total: int, desc: str, unit: str = "img") -> Any:
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
 
 
 def _close(bar: Any) -> None:

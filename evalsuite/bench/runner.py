@@ -21,6 +21,7 @@ from evalsuite.core.errors import UsageError
 from evalsuite.core.provenance import git_revision, package_versions
 from evalsuite.report.compare import CompareSettings, ModelEntry, value_table
 from evalsuite.train import InitSpec, TrainJob, TrainOptions, run_training
+from evalsuite.train.recipe import RECIPE_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +81,7 @@ def battery_config(suite: Suite, ov: Overrides) -> BatteryConfig:
 
 def _train(suite: Suite, name: str, spec: dict[str, Any], work: Path, ov: Overrides, progress: bool) -> Path:
     out = work / f"{name}.pt"
-    recipe_keys = (
-        "epochs",
-        "batch_size",
-        "lr",
-        "momentum",
-        "weight_decay",
-        "nesterov",
-        "milestones",
-        "gamma",
-        "augment",
-        "label_smoothing",
-    )
-    overrides = {k: (tuple(spec[k]) if k == "milestones" else spec[k]) for k in recipe_keys if k in spec}
+    overrides = {k: (tuple(spec[k]) if k == "milestones" else spec[k]) for k in RECIPE_FIELDS if k in spec}
     if ov.epochs is not None:
         # a shortened run keeps the schedule's shape: milestones scale with the epochs
         full = int(spec.get("epochs", 160))

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.core.errors import UsageError
+from evalsuite.train.recipe import RECIPE_FIELDS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,20 +81,11 @@ TRAIN_KEYS = {
     "density",
     "seed",
     "mask_seed",
-    "epochs",
-    "batch_size",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "nesterov",
-    "milestones",
-    "gamma",
-    "augment",
-    "label_smoothing",
     "limit_train",
     "limit_test",
     "device",
     "test_data",
+    *RECIPE_FIELDS,
 }
 COMPARE_KEYS = {"n_boot", "alpha", "reference"}
 

@@ -13,7 +13,6 @@ Metric names are stable and namespaced; ``metric_direction`` gives ``higher_is_b
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from evalsuite.core.errors import DataError
-from evalsuite.core.io import atomic_write, atomic_write_text
+from evalsuite.core.io import atomic_write, atomic_write_text, json_safe, read_json
 
 SCHEMA = "evalsuite-result"
 SCHEMA_VERSION = 1
@@ -52,19 +51,6 @@ def eps_name(eps: float) -> str:
     return f"{eps:g}"
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-safe: NaN/inf become None, tuples lists, numpy scalars Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 @dataclass
 class EvalResult:
     """One model, one battery run. ``metrics`` maps names to numbers; everything else is context."""
@@ -84,7 +70,7 @@ class EvalResult:
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(_clean(asdict(self)), indent=1, sort_keys=False, allow_nan=False) + "\n"
+        return json.dumps(json_safe(asdict(self)), indent=1, sort_keys=False, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "result") -> EvalResult:
@@ -101,12 +87,7 @@ class EvalResult:
     @classmethod
     def load(cls, path: str | Path) -> EvalResult:
         p = Path(path)
-        try:
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{p}: no such file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DataError(f"{p}: not valid JSON ({e})") from None
+        d = read_json(p)
         if not isinstance(d, dict):
             raise DataError(f"{p}: not an evalsuite result")
         return cls.from_dict(d, str(p))

@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import errno
 import json
-import math
 import os
 import secrets
 import shutil
@@ -21,25 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.core.errors import DataError, UsageError
+from evalsuite.core.io import json_safe, read_json
 from evalsuite.report.plots import plot_files
 from evalsuite.report.render import Comparison, render_csv, render_html, render_latex, render_markdown
 
 SCHEMA = "evalsuite-comparison"
 SCHEMA_VERSION = 1
 REPORT_FILES = ("report.md", "report.html", "tables.tex", "metrics.csv", "comparison.json")
-
-
-def json_safe(obj: Any) -> Any:
-    """NaN/inf become None, tuples and arrays lists, numpy scalars Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays and scalars
-        return json_safe(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def check_comparison(d: Any, where: str = "comparison") -> Comparison:
@@ -62,13 +49,7 @@ def load_comparison(path: str | os.PathLike[str]) -> Comparison:
     p = Path(path)
     if p.is_dir():
         p = p / "comparison.json"
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{p}: not valid JSON ({e})") from None
-    return check_comparison(d, str(p))
+    return check_comparison(read_json(p), str(p))
 
 
 def comparison_json(comp: Comparison) -> str:

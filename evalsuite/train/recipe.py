@@ -59,6 +59,9 @@ class Recipe:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+RECIPE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Recipe))
+"""Every hyperparameter a recipe has (the names of ``train`` flags, suite keys and overrides)."""
+
 # The paper's CIFAR recipe (Liu et al. 2022): SGD 0.9, lr 0.1, wd 5e-4, batch 128, 160 epochs, x0.1 at 80/120.
 PAPER_CIFAR = Recipe()
 
