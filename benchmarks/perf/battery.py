@@ -40,16 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, STD  # noqa: E402
 from torch import Tensor, nn
-
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
-MODEL = SHARED / "models" / "akamaster_resnet_cifar10" / "resnet20-12fca82f.th"
-CIFAR_TEST = SHARED / "data" / "cifar10" / "test.npz"
-IMAGENET = SHARED / "data" / "imagenet_sample" / "test.npz"
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-ARCH_KWARGS: dict[str, Any] = {"shortcut": "A"}
 
 
 @dataclass

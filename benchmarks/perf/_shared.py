@@ -1,0 +1,17 @@
+"""Paths and the pretrained model's settings, shared by the perf scripts (run as scripts, never imported
+by the package)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared"
+MODEL = SHARED / "models" / "akamaster_resnet_cifar10" / "resnet20-12fca82f.th"
+CIFAR_TEST = SHARED / "data" / "cifar10" / "test.npz"
+IMAGENET = SHARED / "data" / "imagenet_sample" / "test.npz"
+# the akamaster ResNets were trained with ImageNet statistics and option-A shortcuts
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+ARCH_KWARGS: dict[str, Any] = {"shortcut": "A"}
