@@ -15,3 +15,19 @@ IMAGENET = SHARED / "data" / "imagenet_sample" / "test.npz"
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 ARCH_KWARGS: dict[str, Any] = {"shortcut": "A"}
+
+
+def load_resnet20(path: str | Path) -> Any:
+    """The akamaster-format ResNet-20 at ``path`` (or a checkpoint of the same layout), in eval mode."""
+    from evalsuite.models.foreign import load_any_model
+
+    loaded = load_any_model(
+        path,
+        arch="resnet20",
+        arch_kwargs=ARCH_KWARGS,
+        num_classes=10,
+        input_shape=(3, 32, 32),
+        mean=MEAN,
+        std=STD,
+    )
+    return loaded.model.eval()

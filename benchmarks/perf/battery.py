@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, STD  # noqa: E402
+from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, STD, load_resnet20  # noqa: E402
 from torch import Tensor, nn
 
 
@@ -222,7 +222,6 @@ def main() -> None:
     from evalsuite.battery.config import BatteryConfig
     from evalsuite.battery.run import EvalOptions, evaluate_with_arrays
     from evalsuite.data import load_dataset
-    from evalsuite.models.foreign import load_any_model
 
     setup = make_setup(args.n, args.synthetic)
     cfg = BatteryConfig(limit=args.n)
@@ -236,16 +235,7 @@ def main() -> None:
         device="cpu",
         cache=False,
     )
-    loaded = load_any_model(
-        setup.model_path,
-        arch="resnet20",
-        arch_kwargs=ARCH_KWARGS,
-        num_classes=10,
-        input_shape=(3, 32, 32),
-        mean=MEAN,
-        std=STD,
-    )
-    net = loaded.model.eval()
+    net = load_resnet20(setup.model_path)
     with torch.inference_mode():  # warm-up: thread pool, allocator, kernels
         for _ in range(3):
             net(torch.rand(256, 3, 32, 32))

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, STD  # noqa: E402
+from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, STD, load_resnet20  # noqa: E402
 
 
 def _label(n: int) -> str:
@@ -45,22 +45,13 @@ def _rss_mb() -> float:
 def child(args: argparse.Namespace) -> None:
     from evalsuite.battery.config import BatteryConfig, parse_list
     from evalsuite.battery.run import EvalOptions, evaluate_with_arrays
-    from evalsuite.models.foreign import load_any_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    loaded = load_any_model(
-        args.model,
-        arch="resnet20",
-        arch_kwargs=ARCH_KWARGS,
-        num_classes=10,
-        input_shape=(3, 32, 32),
-        mean=MEAN,
-        std=STD,
-    )
+    model = load_resnet20(args.model)
     with torch.inference_mode():
-        loaded.model.eval()(torch.rand(256, 3, 32, 32))
-    del loaded
+        model(torch.rand(256, 3, 32, 32))
+    del model
     base = _rss_mb()
     cfg = BatteryConfig(
         checks=parse_list(args.checks),
