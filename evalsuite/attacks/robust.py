@@ -231,8 +231,11 @@ def _run_fgsm(
     for i in _chunks(index, batch_size):
         robust[:, i] &= ~atk.fooled(_take(x, i, dev), _take(y, i, dev)).cpu()
     n = int(index.numel())
+    # one gradient serves every eps: charge it to the first row, so summing example_grads gives the cost
     return {
-        (cfg.name, e): AttackOutcome(cfg.name, e, robust[k], robust[k], attacked=n, example_grads=n)
+        (cfg.name, e): AttackOutcome(
+            cfg.name, e, robust[k], robust[k], attacked=n, example_grads=n if k == 0 else 0
+        )
         for k, e in enumerate(cfg.eps)
     }
 
