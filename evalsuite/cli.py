@@ -109,7 +109,7 @@ def _add_init_args(p: argparse.ArgumentParser, dataset_required: bool) -> None:
     g.add_argument(
         "--density", type=_density, default=1.0, help="fraction of prunable weights kept, in (0, 1]"
     )
-    g.add_argument("--seed", type=int, default=0, help="weight init, data order and augmentation seed")
+    g.add_argument("--seed", type=int, help="weight init, data order and augmentation seed (default 0)")
     g.add_argument("--mask-seed", type=int, help="seed of the mask generator (default: --seed)")
     d = p.add_argument_group("data")
     d.add_argument("--data-root", help="where torchvision datasets live (default ~/.cache/evalsuite/data)")
@@ -402,6 +402,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             groups[name] = collect_entries(paths, cfg, opts, group=name)
         if len(groups) < 2:
             raise CLIUsageError("--group needs at least two groups")
+        seen = [e.name for g in groups.values() for e in g]
+        if len(set(seen)) != len(seen):  # the same file stem in two groups: name members GROUP/STEM
+            for g, members in groups.items():
+                for e in members:
+                    e.name = f"{g}/{e.name}"
         comp = build_group_comparison(groups, args.reference, settings)
         entries = [e for g in groups.values() for e in g]
     else:
@@ -579,7 +584,7 @@ def _init_spec(args: argparse.Namespace) -> Any:
         arch_kwargs=args.arch_kwargs,
         scheme=args.sparse_init,
         density=args.density,
-        seed=args.seed,
+        seed=args.seed if args.seed is not None else 0,
         mask_seed=args.mask_seed,
         data_root=args.data_root,
         download=args.download,
@@ -605,9 +610,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.from_init is None and args.dataset is None:
         raise CLIUsageError("train needs --dataset (or --from INIT.pt)")
-    if args.from_init is not None and (args.arch or args.sparse_init != "dense" or args.density != 1.0):
+    if args.from_init is not None and (
+        args.arch
+        or args.sparse_init != "dense"
+        or args.density != 1.0
+        or args.seed is not None
+        or args.mask_seed is not None
+        or args.arch_kwargs
+    ):
         raise CLIUsageError(
-            "--from takes arch and sparsity from the init checkpoint; drop --arch/--sparse-init/--density"
+            "--from takes arch, sparsity and seeds from the init checkpoint; "
+            "drop --arch/--arch-kwargs/--sparse-init/--density/--seed/--mask-seed"
         )
     from evalsuite.train.recipe import RECIPE_FIELDS
 
@@ -630,6 +643,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from_init=Path(args.from_init) if args.from_init else None,
         trust_checkpoint=args.trust_checkpoint,
         test_data=args.test_data,
+        data_root=args.data_root,
+        download=args.download,
     )
     card = run_training(job)
     if int(os.environ.get("RANK", "0")) != 0:

@@ -44,8 +44,16 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
             raise UsageError(f"{p}: a different model from {paths[0]}")
         if {k: v for k, v in r.config.items() if k != "shard"} != base_cfg:
             raise UsageError(f"{p}: battery settings differ from {paths[0]}")
-        if r.data["id"]["spec"] != first.data["id"]["spec"]:
+        if r.data["id"]["spec"] != first.data["id"]["spec"] or r.data["id"].get("fingerprint") != first.data[
+            "id"
+        ].get("fingerprint"):
             raise UsageError(f"{p}: evaluated on {r.data['id']['spec']}, not {first.data['id']['spec']}")
+        if [o.get("fingerprint") or o["spec"] for o in r.data["ood"]] != [
+            o.get("fingerprint") or o["spec"] for o in first.data["ood"]
+        ]:
+            raise UsageError(f"{p}: OOD sets differ from {paths[0]}")
+        if r.model.get("load_options") != first.model.get("load_options"):
+            raise UsageError(f"{p}: model loading options (--arch, --mean/--std, --no-normalize) differ")
     keys = set(shard_arrays[0])
     for p, a in zip(paths, shard_arrays):
         if set(a) != keys:

@@ -34,10 +34,11 @@ from evalsuite.battery.summarize import (
 )
 from evalsuite.core.device import device_name, pick_device
 from evalsuite.core.errors import DataError, UsageError
+from evalsuite.core.io import sha256_file
 from evalsuite.core.provenance import provenance
 from evalsuite.core.results import EvalResult, load_arrays, save_result
 from evalsuite.data import ImageSet, load_dataset
-from evalsuite.data.base import stratified_indices
+from evalsuite.data.base import spec_fingerprint, stratified_indices
 from evalsuite.metrics import CONVENTIONS
 from evalsuite.models.foreign import LoadedModel, load_any_model
 from evalsuite.sparsity import density_report, prunable_layers
@@ -108,6 +109,14 @@ def _positions(
         i, k = shard
         idx = idx[i::k]
     return idx
+
+
+def _arch_file_sha(arch: str | None) -> str | None:
+    """sha256 of the user's ``file.py`` in ``--arch file.py:callable`` (the code is part of the model)."""
+    if not arch or ":" not in arch:
+        return None
+    path = Path(arch.rsplit(":", 1)[0]).expanduser()
+    return sha256_file(path) if path.suffix == ".py" and path.is_file() else None
 
 
 def _cache_key(parts: dict[str, Any]) -> str:
@@ -191,17 +200,23 @@ def evaluate_with_arrays(
     if len(set(names)) != len(names):
         raise UsageError(f"OOD set names must differ, got {names}; name them like --ood imagenet=npz:PATH")
 
-    cache_parts = {
-        "version": __version__,
-        "model_sha256": loaded.sha256,
-        "config": cfg.identity(),
-        "data": data_spec,
-        "ood": named,
+    load_options = {
         "arch": opts.arch,
+        "arch_file_sha256": _arch_file_sha(opts.arch),
         "arch_kwargs": opts.arch_kwargs,
         "mean": list(opts.mean) if opts.mean else None,
         "std": list(opts.std) if opts.std else None,
         "normalize": opts.normalize,
+    }
+    id_fingerprint = spec_fingerprint(data_spec, opts.data_root)
+    ood_fingerprints = [spec_fingerprint(s, opts.data_root) for _, s in named]
+    cache_parts = {
+        "version": __version__,
+        "model_sha256": loaded.sha256,
+        "config": cfg.identity(),
+        "data": id_fingerprint,
+        "ood": [[n, fp] for (n, _), fp in zip(named, ood_fingerprints)],
+        "load": load_options,
     }
     key = _cache_key(cache_parts)
     cached = cache_dir(opts.cache_dir) / f"{key}.json"
@@ -210,6 +225,9 @@ def evaluate_with_arrays(
             result = EvalResult.load(cached)
             arrays = load_arrays(cached)
             log.info("cached result %s", cached)
+            # the numbers are the cached ones; the name and source are this call's
+            result.model["name"] = opts.name or _display_name(model, loaded.card)
+            result.model["source"] = str(model)
             if opts.out is not None:
                 save_result(result, arrays, Path(opts.out))
             return result, arrays
@@ -221,6 +239,12 @@ def evaluate_with_arrays(
     bs = opts.batch_size or default_batch_size(device)
 
     id_idx = _positions(len(id_full), cfg.limit, id_full.y, cfg.seed, cfg.shard)
+    if len(id_idx) == 0:
+        raise UsageError(
+            f"shard {cfg.shard[0]}/{cfg.shard[1]} of {data_spec} holds no examples"
+            if cfg.shard
+            else f"{data_spec} holds no test examples"
+        )
     id_set = id_full.select(id_idx)
     arrays: Arrays = {
         "id/index": id_idx.numpy().astype(np.int64),
@@ -331,6 +355,7 @@ def evaluate_with_arrays(
         data={
             "id": {
                 "spec": data_spec,
+                "fingerprint": id_fingerprint,
                 "split": "test",
                 "n": len(id_set),
                 "of": len(id_full),
@@ -339,13 +364,17 @@ def evaluate_with_arrays(
                 "shard": cfg.shard,
                 "subset_method": "stratified" if cfg.limit else None,
             },
-            "ood": [{"name": n, "spec": s, "n": n_ood[n], "limit": cfg.limit} for n, s in named],
+            "ood": [
+                {"name": n, "spec": s, "n": n_ood[n], "limit": cfg.limit, "fingerprint": fp}
+                for (n, s), fp in zip(named, ood_fingerprints)
+            ],
         },
         model={
             "name": opts.name or _display_name(model, card),
             "source": str(model) if not isinstance(model, nn.Module) else "<in-memory>",
             "sha256": loaded.sha256,
             "source_format": loaded.source_format,
+            "load_options": load_options,
             "notes": list(loaded.notes),
             "card": card.to_dict(),
         },

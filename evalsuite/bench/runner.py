@@ -21,7 +21,7 @@ from evalsuite.core.errors import UsageError
 from evalsuite.core.provenance import git_revision, package_versions
 from evalsuite.report.compare import CompareSettings, ModelEntry, value_table
 from evalsuite.train import InitSpec, TrainJob, TrainOptions, run_training
-from evalsuite.train.recipe import RECIPE_FIELDS
+from evalsuite.train.recipe import RECIPE_FIELDS, default_recipe
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,17 @@ def _rel(spec: str, base: Path) -> str:
     return f"{name}={rest}" if name else rest
 
 
+def _load_options(load: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A suite model's loading options, with a ``file.py:callable`` arch resolved against the suite folder."""
+    out = dict(load)
+    arch = out.get("arch")
+    if isinstance(arch, str) and ":" in arch:
+        file, _, fn = arch.rpartition(":")
+        if file.endswith(".py") and not Path(file).is_absolute():
+            out["arch"] = f"{(base / file).resolve()}:{fn}"
+    return out
+
+
 def battery_config(suite: Suite, ov: Overrides) -> BatteryConfig:
     b = suite.battery
     kw: dict[str, Any] = {}
@@ -83,11 +94,10 @@ def _train(suite: Suite, name: str, spec: dict[str, Any], work: Path, ov: Overri
     out = work / f"{name}.pt"
     overrides = {k: (tuple(spec[k]) if k == "milestones" else spec[k]) for k in RECIPE_FIELDS if k in spec}
     if ov.epochs is not None:
-        # a shortened run keeps the schedule's shape: milestones scale with the epochs
-        full = int(spec.get("epochs", 160))
-        ms = spec.get("milestones", [80, 120] if "epochs" not in spec else [])
+        # a shortened run keeps the schedule's shape: the recipe's milestones scale with the epochs
+        base = default_recipe(str(spec["dataset"])).with_overrides(**overrides)
         overrides["epochs"] = ov.epochs
-        overrides["milestones"] = tuple(max(1, round(m * ov.epochs / full)) for m in ms)
+        overrides["milestones"] = tuple(max(1, round(m * ov.epochs / base.epochs)) for m in base.milestones)
     dataset = ov.train_data or _rel(str(spec["dataset"]), suite.path.parent)
     init = InitSpec(
         dataset=dataset,
@@ -131,8 +141,13 @@ def run_suite(
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     durations: dict[str, float] = {}
     models: dict[str, ModelRun] = {}
-    ood = ov.ood if ov.ood is not None else (parse_list(suite.data["ood"]) if "ood" in suite.data else None)
-    data = ov.data or suite.data.get("id")
+    # paths written in the suite are relative to the suite file; command-line paths to the current folder
+    base = suite.path.parent
+    if ov.ood is not None:
+        ood: list[str] | None = list(ov.ood)
+    else:
+        ood = [_rel(s, base) for s in parse_list(suite.data["ood"])] if "ood" in suite.data else None
+    data = ov.data or (_rel(suite.data["id"], base) if suite.data.get("id") else None)
     settings = CompareSettings(n_boot=int(suite.compare.get("n_boot", 1000)))
     for m in suite.models:
         t0 = time.perf_counter()
@@ -142,8 +157,8 @@ def run_suite(
             else _train(suite, m.name, m.train or {}, work, ov, progress)
         )
         opts = EvalOptions(
-            data=_rel(data, suite.path.parent) if data else None,
-            ood=[_rel(s, suite.path.parent) for s in ood] if ood is not None else None,
+            data=data,
+            ood=ood,
             data_root=ov.data_root or suite.data.get("root"),
             download=ov.download or bool(suite.data.get("download", False)),
             device=ov.device or suite.battery.get("device", "auto"),
@@ -151,7 +166,7 @@ def run_suite(
             progress=progress,
             cache=cache,
             name=m.name,
-            **m.load,
+            **_load_options(m.load, base),
         )
         result, arrays = evaluate_with_arrays(ckpt, cfg, opts)
         table = value_table(ModelEntry(m.name, str(ckpt), result, arrays), settings)

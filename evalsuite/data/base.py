@@ -137,3 +137,36 @@ def stratified_indices(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Ten
         picked.append(idx[perm])
     index = torch.cat(picked)
     return index[torch.randperm(len(index), generator=g)]
+
+
+def spec_fingerprint(spec: str, root: str | Path | None = None) -> dict[str, object]:
+    """What identifies a dataset spec's contents: the resolved path and a hash of the files it reads.
+
+    ``npz:PATH`` -> sha256 of the file; ``folder:PATH`` -> sha256 over every file's relative path, size and
+    mtime; registered names (``cifar10``, ``digits``) -> the name and data root. Two specs with the same
+    string in different folders, or a file edited in place, get different fingerprints.
+    """
+    import hashlib
+
+    name, eq, rest = spec.partition("=")
+    if eq and ":" not in name and "/" not in name:
+        spec = rest
+    kind, _, arg = spec.partition(":")
+    if kind == "npz" and arg:
+        p = Path(arg).expanduser().resolve()
+        h = hashlib.sha256()
+        try:
+            with open(p, "rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+        except OSError:
+            return {"spec": spec, "path": str(p), "sha256": None}
+        return {"spec": spec, "path": str(p), "sha256": h.hexdigest()}
+    if kind == "folder" and arg:
+        p = Path(arg).expanduser().resolve()
+        h = hashlib.sha256()
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return {"spec": spec, "path": str(p), "sha256": h.hexdigest()}
+    return {"spec": spec, "root": str(Path(root).expanduser().resolve()) if root else None}

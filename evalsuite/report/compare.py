@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from evalsuite import metrics as M
-from evalsuite.core.errors import UsageError
+from evalsuite.core.errors import EvalsuiteError, UsageError
 from evalsuite.core.results import EvalResult, metric_direction, metric_group
 from evalsuite.metrics import stats as S
 from evalsuite.metrics.batched import batched_for
@@ -82,6 +82,14 @@ def check_comparable(entries: Sequence[ModelEntry]) -> None:
         k0, k1 = ref.arrays["id/logits"].shape[1], e.arrays["id/logits"].shape[1]
         if k0 != k1:
             raise UsageError(f"models have different class counts: {ref.name} {k0}, {e.name} {k1}")
+        f0, f1 = d0.get("fingerprint") or {}, d1.get("fingerprint") or {}
+        if f0.get("sha256") != f1.get("sha256") or not np.array_equal(
+            ref.arrays["id/labels"], e.arrays["id/labels"]
+        ):
+            raise UsageError(
+                f"models were evaluated on different data: {ref.name} and {e.name} both name {d0['spec']}, "
+                "but the files (or their labels) differ"
+            )
         if not np.array_equal(ref.arrays["id/index"], e.arrays["id/index"]):
             raise UsageError(
                 f"{ref.name} and {e.name} were evaluated on different examples (--limit/--seed/--shard)"
@@ -380,7 +388,7 @@ def build_comparison(
     by_name = {e.name: e for e in entries}
     ref = by_name[ref_name]
     if not ref.ok:
-        raise UsageError(f"the reference {ref_name} failed: {ref.error}")
+        raise EvalsuiteError(f"the reference {ref_name} failed: {ref.error}")
     ordered = [ref] + [e for e in entries if e.name != ref_name]
     check_comparable(ordered)
     ok = [e for e in ordered if e.ok]
@@ -449,9 +457,10 @@ def build_group_comparison(
 ) -> dict[str, Any]:
     """Several seeds per model: mean and std over seeds per group, tested at the seed level.
 
-    Groups are compared with a paired t-test when they have equal sizes (members paired by position, as
-    seeds are), Welch's t-test otherwise; Holm-corrected across metrics. Example-level statistics are
-    also computed between the first members of each group (in ``example_level``).
+    Members are paired by their training seed (the checkpoint card's ``seed``): a paired t-test over the
+    seeds both groups have, when every member has a distinct seed and at least two are shared; Welch's
+    t-test over all members otherwise. Holm-corrected across metrics. Example-level statistics are also
+    computed between the first members of each group, the reference group first (``example_level``).
     """
     s = settings or CompareSettings()
     if not groups:
@@ -464,7 +473,7 @@ def build_group_comparison(
     check_comparable(all_entries)
     ok_groups = {g: [e for e in members if e.ok] for g, members in groups.items()}
     if not ok_groups[ref_name]:
-        raise UsageError(f"every model of the reference group {ref_name} failed")
+        raise EvalsuiteError(f"every model of the reference group {ref_name} failed")
     rows: list[dict[str, Any]] = []
     metric_names = _ordered_metrics(all_entries)
     for name in metric_names:
@@ -477,10 +486,15 @@ def build_group_comparison(
             "deltas": {},
             "seed_level": {},
         }
-        per_group = {
-            g: [float(e.result.metrics[name]) for e in members if e.result and name in e.result.metrics]
+        by_seed = {
+            g: [
+                (_seed_of(e), float(e.result.metrics[name]))
+                for e in members
+                if e.result and name in e.result.metrics
+            ]
             for g, members in ok_groups.items()
         }
+        per_group = {g: [v for _, v in pairs] for g, pairs in by_seed.items()}
         for g, vals in per_group.items():
             if not vals:
                 continue
@@ -501,8 +515,14 @@ def build_group_comparison(
         for g, vals in per_group.items():
             if g == ref_name or not vals or not ref_vals:
                 continue
-            paired = len(vals) == len(ref_vals)
-            t = S.seed_level_test(ref_vals, vals, paired=paired)
+            common = _common_seeds(by_seed[ref_name], by_seed[g])
+            paired = common is not None
+            if paired:
+                ref_map, g_map = dict(by_seed[ref_name]), dict(by_seed[g])
+                a_vals, b_vals = [ref_map[k] for k in common], [g_map[k] for k in common]
+            else:
+                a_vals, b_vals = ref_vals, vals
+            t = S.seed_level_test(a_vals, b_vals, paired=paired)
             d = {
                 "delta": _finite(t["delta"]),
                 "p_value": _finite(t["p_value"]) if tested else None,
@@ -510,14 +530,17 @@ def build_group_comparison(
                 "ci_low": None,
                 "ci_high": None,
             }
-            diffs = np.asarray(vals) - np.asarray(ref_vals) if paired else None
+            if paired:
+                d["paired_seeds"] = list(common)
+            diffs = np.asarray(b_vals) - np.asarray(a_vals) if paired else None
             half = _t_half_width(list(diffs), s.ci_level) if diffs is not None else None
             if half is not None and d["delta"] is not None:
                 d["ci_low"], d["ci_high"] = d["delta"] - half, d["delta"] + half
             row["deltas"][g] = d
         rows.append(row)
     _apply_holm(rows, [g for g in ok_groups if g != ref_name], s.alpha)
-    firsts = [ok_groups[g][0] for g in names if ok_groups[g]]
+    order = [ref_name] + [g for g in names if g != ref_name]
+    firsts = [ok_groups[g][0] for g in order if ok_groups[g]]
     example_level = build_comparison(firsts, firsts[0].name, s) if len(firsts) > 1 else None
     models = []
     for g, members in groups.items():
@@ -537,7 +560,7 @@ def build_group_comparison(
     for key in plots:
         plots[key] = {
             g: plots[key][e.name]
-            for g, e in zip([g for g in names if ok_groups[g]], firsts)
+            for g, e in zip([g for g in order if ok_groups[g]], firsts)
             if e.name in plots[key]
         }
     return {
@@ -555,13 +578,28 @@ def build_group_comparison(
             "seed": s.seed,
             "ci_level": s.ci_level,
             "multiple_testing": "holm",
-            "tests": {"seed_level": "paired t-test (equal group sizes) or Welch's t-test"},
+            "tests": {"seed_level": "paired t-test over shared training seeds, else Welch's t-test"},
         },
         "data": first.data,
         "config": first.config,
         "conventions": first.conventions,
         "provenance": {"inputs": {e.name: (e.result.provenance if e.result else None) for e in all_entries}},
     }
+
+
+def _seed_of(e: ModelEntry) -> int | None:
+    card = (e.result.model.get("card") or {}) if e.result is not None else {}
+    seed = card.get("seed")
+    return int(seed) if isinstance(seed, int) else None
+
+
+def _common_seeds(a: list[tuple[int | None, float]], b: list[tuple[int | None, float]]) -> list[int] | None:
+    """Seeds both groups trained with, when pairing by seed is sound (distinct known seeds, >= 2 shared)."""
+    sa, sb = [k for k, _ in a], [k for k, _ in b]
+    if None in sa or None in sb or len(set(sa)) != len(sa) or len(set(sb)) != len(sb):
+        return None
+    common = sorted(set(sa) & set(sb))
+    return common if len(common) >= 2 else None
 
 
 def _t_half_width(vals: Sequence[float], level: float) -> float | None:

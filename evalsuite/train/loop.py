@@ -101,7 +101,9 @@ def init_model(
         # score a copy, so the scoring pass does not touch the BN statistics of the paired init
         ctx = SchemeContext(model=copy.deepcopy(model), batch=_scheme_batch(train, mask_seed))
     example = torch.zeros(1, *train.input_shape)
+    rng = torch.get_rng_state()
     plan = prune_at_init(model, example, scheme, density, mask_seed, ctx)
+    torch.set_rng_state(rng)  # scoring (snip, grasp) must not shift the global stream of the paired twin
     sparsity = plan.card()
     if spec.scheme != scheme:
         sparsity["requested_scheme"] = spec.scheme
@@ -239,7 +241,7 @@ def train_model(
         opts.out.parent.mkdir(parents=True, exist_ok=True)
     start_epoch = 0
     if opts.resume:
-        start_epoch = _load_resume(opts.resume_path, model, card, opt, sched)
+        start_epoch = _load_resume(opts.resume_path, model, card, opt, sched, recipe)
         masked.apply()
     elif rank == 0 and opts.log_path.exists():
         opts.log_path.unlink()
@@ -259,6 +261,8 @@ def train_model(
     for epoch in range(start_epoch, recipe.epochs):
         t0 = time.perf_counter()
         net.train()
+        # layers that draw from the global RNG (dropout) get a per-(seed, epoch, rank) stream too
+        torch.manual_seed(epoch_generator(seed, epoch, 1000 + rank).initial_seed())
         perm = torch.randperm(n, generator=epoch_generator(seed, epoch, 0))
         # every rank must take the same number of steps: drop the last n % world examples of the epoch
         perm = perm[: n - n % world][rank::world]
@@ -361,6 +365,7 @@ def _load_resume(
     card: ModelCard,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
+    recipe: Recipe,
 ) -> int:
     if not path.exists():
         raise CheckpointError(
@@ -372,6 +377,12 @@ def _load_resume(
         raise CheckpointError(f"{path}: not an evalsuite resume state")
     saved = ModelCard.from_dict(obj["card"])
     _same_job(card, saved, path)
+    if state.get("recipe") != recipe.to_dict():
+        old, new = state.get("recipe") or {}, recipe.to_dict()
+        diff = ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in sorted(new) if old.get(k) != new.get(k))
+        raise CheckpointError(
+            f"{path}: the run was started with another recipe ({diff}); resume with the same flags"
+        )
     device = next(model.parameters()).device
     model.load_state_dict({k: v.to(device) for k, v in obj["state_dict"].items()})
     opt.load_state_dict(state["optimizer"])
@@ -398,6 +409,8 @@ class TrainJob:
     from_init: Path | None = None
     trust_checkpoint: bool = False
     test_data: str | None = None
+    data_root: str | None = None
+    download: bool = False
 
 
 def run_training(job: TrainJob) -> ModelCard:
@@ -407,8 +420,8 @@ def run_training(job: TrainJob) -> ModelCard:
         dataset = card.dataset
         if job.init is not None and job.init.dataset not in (None, "", dataset):
             raise UsageError(f"--from {job.from_init} was initialized for {dataset}, not {job.init.dataset}")
-        root = job.init.data_root if job.init else None
-        download = job.init.download if job.init else False
+        root = job.init.data_root if job.init else job.data_root
+        download = job.init.download if job.init else job.download
         train_set = load_dataset(dataset, "train", root, download)
     elif job.init is not None:
         dataset = job.init.dataset
