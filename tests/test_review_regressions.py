@@ -1,0 +1,166 @@
+"""Regression tests for the bugs a review found: each one failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evalsuite.battery import BatteryConfig, EvalOptions, evaluate, evaluate_with_arrays
+from evalsuite.cli import main
+from evalsuite.core.errors import CheckpointError, UsageError
+from evalsuite.data import load_dataset
+from evalsuite.report.compare import ModelEntry, build_comparison, build_group_comparison
+from evalsuite.train import InitSpec, TrainJob, TrainOptions, run_training
+
+REPO = Path(__file__).resolve().parents[1]
+DENSE = REPO / "checkpoints" / "digits-dense.pt"
+CLEAN = BatteryConfig(checks=("clean",))
+
+
+def _digits_npz(path: Path, shuffle_labels: bool) -> None:
+    d = load_dataset("digits", "test")
+    x = (d.x.numpy() * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
+    y = d.y.numpy().copy()
+    if shuffle_labels:
+        np.random.default_rng(0).shuffle(y)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x=x, y=y)
+
+
+def test_same_relative_npz_path_in_two_folders_does_not_share_the_cache(tmp_path, monkeypatch):
+    _digits_npz(tmp_path / "a" / "data" / "test.npz", shuffle_labels=False)
+    _digits_npz(tmp_path / "b" / "data" / "test.npz", shuffle_labels=True)
+    opts = dict(cache_dir=tmp_path / "cache", data="npz:data/test.npz", ood=[])
+    monkeypatch.chdir(tmp_path / "a")
+    ra, aa = evaluate_with_arrays(DENSE, CLEAN, EvalOptions(**opts))
+    monkeypatch.chdir(tmp_path / "b")
+    rb, ab = evaluate_with_arrays(DENSE, CLEAN, EvalOptions(**opts))
+    assert ra.metrics["accuracy"] > 0.9 > rb.metrics["accuracy"]
+    # and compare refuses to pair them although the spec strings are equal
+    with pytest.raises(UsageError, match="files .* differ"):
+        build_comparison([ModelEntry("a", "a", ra, aa), ModelEntry("b", "b", rb, ab)])
+
+
+def test_cache_hit_reports_this_calls_name_and_source(tmp_path):
+    copy = tmp_path / "my-dense-seed0.pt"
+    copy.write_bytes(DENSE.read_bytes())
+    opts = dict(cache_dir=tmp_path / "cache", ood=[])
+    evaluate(DENSE, CLEAN, EvalOptions(**opts, name="dense"))
+    r = evaluate(copy, CLEAN, EvalOptions(**opts))
+    assert r.model["name"] == "my-dense-seed0" and r.model["source"] == str(copy)
+
+
+def test_empty_shard_is_a_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="holds no examples"):
+        evaluate(
+            DENSE, BatteryConfig(checks=("clean",), limit=3, shard=(3, 4)), EvalOptions(cache=False, ood=[])
+        )
+
+
+def _fake(name: str, seed: int, acc: float, ok: bool = True) -> ModelEntry:
+    from evalsuite.core.results import EvalResult
+
+    if not ok:
+        return ModelEntry(name, name, error="boom")
+    res = EvalResult(
+        metrics={"accuracy": acc},
+        metric_info={},
+        config={"checks": ["clean"]},
+        conventions={},
+        data={"id": {"spec": "digits", "n": 4}, "ood": []},
+        model={"name": name, "card": {"seed": seed}},
+        provenance={},
+    )
+    arrays = {
+        "id/index": np.arange(4),
+        "id/labels": np.arange(4),
+        "id/logits": np.zeros((4, 10), np.float32),
+        "id/correct": np.array([True, True, False, False]),
+    }
+    return ModelEntry(name, name, res, arrays)
+
+
+def test_seed_groups_pair_by_training_seed_not_position():
+    dense = [_fake("d0", 0, 0.90), _fake("d1", 1, 0.0, ok=False), _fake("d2", 2, 0.70), _fake("d3", 3, 0.80)]
+    erk = [_fake("e3", 3, 0.78), _fake("e0", 0, 0.88), _fake("e1", 1, 0.78), _fake("e2", 2, 0.68)]
+    comp = build_group_comparison({"dense": dense, "erk": erk}, settings=None)
+    d = next(r for r in comp["metrics"] if r["name"] == "accuracy")["deltas"]["erk"]
+    assert d["paired_seeds"] == [0, 2, 3]
+    assert d["delta"] == pytest.approx(-0.02)
+    # with --reference erk the example-level comparison is referenced to erk too
+    comp2 = build_group_comparison({"dense": dense, "erk": erk}, reference="erk")
+    assert comp2["example_level"]["reference"] == "e3"
+
+
+def test_resume_with_another_recipe_is_refused(tmp_path):
+    def kill(epoch: int, record: dict) -> None:
+        raise KeyboardInterrupt
+
+    out = tmp_path / "m.pt"
+    job = TrainJob(InitSpec("digits"), {"epochs": 3}, TrainOptions(out=out, on_epoch_end=kill))
+    with pytest.raises(KeyboardInterrupt):
+        run_training(job)
+    again = TrainJob(InitSpec("digits"), {"epochs": 3, "lr": 0.5}, TrainOptions(out=out, resume=True))
+    with pytest.raises(CheckpointError, match="another recipe.*lr 0.05 -> 0.5"):
+        run_training(again)
+
+
+def test_from_rejects_seed_flags(tmp_path, capsys):
+    init = tmp_path / "i.pt"
+    assert main(["init", "--dataset", "digits", "--out", str(init)]) == 0
+    assert main(["train", "--from", str(init), "--seed", "7", "--out", str(tmp_path / "m.pt")]) == 2
+    assert "--seed" in capsys.readouterr().err
+
+
+def test_reference_failure_exits_1_and_names_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EVALSUITE_CACHE", str(tmp_path / "cache"))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"nope")
+    code = main(["compare", str(bad), str(DENSE), "--checks", "clean", "-q", "--out", str(tmp_path / "r")])
+    assert code == 1 and "reference bad failed" in capsys.readouterr().err
+
+
+def test_bench_epochs_override_scales_the_recipes_milestones(tmp_path, monkeypatch):
+    from evalsuite.bench import runner
+    from evalsuite.bench.suite import load_suite
+
+    seen = {}
+
+    def fake_run_training(job):
+        seen.update(job.recipe_overrides)
+        raise SystemExit  # stop before any work
+
+    monkeypatch.setattr(runner, "run_training", fake_run_training)
+    suite = load_suite("smoke")
+    with pytest.raises(SystemExit):
+        runner._train(
+            suite, "x", {"dataset": "digits", "epochs": 30}, tmp_path, runner.Overrides(epochs=6), False
+        )
+    assert seen["epochs"] == 6 and seen["milestones"] == (4, 5)  # digits recipe: 30 epochs, x0.1 at 20 and 26
+
+
+def test_bench_command_line_paths_are_relative_to_the_current_folder(tmp_path, monkeypatch):
+    from evalsuite.bench import runner
+    from evalsuite.bench.suite import load_suite
+
+    captured = {}
+
+    def fake_eval(ckpt, cfg, opts):
+        captured["data"], captured["ood"] = opts.data, opts.ood
+        raise SystemExit
+
+    monkeypatch.setattr(runner, "evaluate_with_arrays", fake_eval)
+    monkeypatch.chdir(tmp_path)
+    ov = runner.Overrides(data="npz:mine/test.npz", ood=["x=npz:mine/ood.npz"])
+    with pytest.raises(SystemExit):
+        runner.run_suite(load_suite("smoke"), store=None, ov=ov)  # type: ignore[arg-type]
+    assert captured == {"data": "npz:mine/test.npz", "ood": ["x=npz:mine/ood.npz"]}
+    with pytest.raises(SystemExit):
+        runner.run_suite(load_suite("smoke"), store=None)  # type: ignore[arg-type]
+    assert captured["ood"] == ["photos", "gaussian"] and captured["data"] == "digits"
+    assert os.getcwd() == str(tmp_path)
+    json.dumps(captured)
