@@ -164,3 +164,71 @@ def test_bench_command_line_paths_are_relative_to_the_current_folder(tmp_path, m
     assert captured["ood"] == ["photos", "gaussian"] and captured["data"] == "digits"
     assert os.getcwd() == str(tmp_path)
     json.dumps(captured)
+
+
+def test_untrusted_torchscript_and_export_are_refused(tmp_path):
+    import torch
+
+    from evalsuite.models import create_model
+    from evalsuite.models.foreign import load_any_model
+
+    net = create_model("test_mlp", 10, (0.5,), (0.5,)).net.eval()
+    ts = tmp_path / "m.ts"
+    torch.jit.save(torch.jit.script(net), ts)
+    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+        load_any_model(ts, normalize=False)
+    assert load_any_model(ts, normalize=False, trust=True).source_format == "torchscript"
+
+
+def test_refusal_names_the_refused_class(tmp_path):
+    import torch
+
+    from evalsuite.models.checkpoint import safe_load
+
+    p = tmp_path / "x.pt"
+    torch.save({"m": _Opaque()}, p)
+    with pytest.raises(CheckpointError, match=r"refused to unpickle \S*_Opaque"):
+        safe_load(p)
+
+
+class _Opaque:
+    pass
+
+
+def test_malformed_evalsuite_checkpoint_is_one_line(tmp_path):
+    import torch
+
+    from evalsuite.models.checkpoint import load_checkpoint
+
+    p = tmp_path / "x.pt"
+    torch.save({"format": "evalsuite-checkpoint", "format_version": 1}, p)
+    with pytest.raises(CheckpointError, match="lacks its 'card' or 'state_dict'"):
+        load_checkpoint(p)
+
+
+def test_gate_nan_in_both_runs_is_unchanged_and_null_direction_defaults():
+    import math
+
+    from evalsuite.bench.gate import check
+    from evalsuite.bench.store import MetricRow
+
+    rows = {"m": {"ood/x/msp/auroc": MetricRow(math.nan)}}
+    assert check(rows, rows).ok
+
+
+def test_baseline_null_direction_uses_the_metric_name(tmp_path):
+    from evalsuite.bench.gate import load_baseline
+
+    p = tmp_path / "b.json"
+    p.write_text(
+        json.dumps(
+            {
+                "schema": "evalsuite-baseline",
+                "schema_version": 1,
+                "suite": "s",
+                "metrics": {"m": {"accuracy": {"value": 0.9, "higher_is_better": None}}},
+            }
+        )
+    )
+    _, metrics = load_baseline(p)
+    assert metrics["m"]["accuracy"].higher_is_better is True

@@ -292,6 +292,13 @@ def check(
             hib = metric_direction(metric) if old.higher_is_better is None else bool(old.higher_is_better)
             _, tol = table.lookup(metric)
             cur = (new_metrics or {}).get(metric)
+            if cur is not None and not _finite(old.value) and not _finite(cur.value):
+                # undefined before and after (e.g. an AUROC with no OOD examples): nothing changed
+                note = "not finite in both runs: not compared"
+                rows.append(
+                    GateRow(model, metric, old.value, cur.value, None, None, tol.kind, "unchanged", hib, note)
+                )
+                continue
             if cur is None or not _finite(cur.value):
                 note = (
                     "model absent from new run"
@@ -412,7 +419,11 @@ def load_baseline(path: str | Path) -> tuple[str, Metrics]:
                     ci_low=_num(r.get("ci_low")),
                     ci_high=_num(r.get("ci_high")),
                     n=None if r.get("n") is None else int(r["n"]),
-                    higher_is_better=bool(r.get("higher_is_better", metric_direction(name))),
+                    higher_is_better=(
+                        metric_direction(name)
+                        if r.get("higher_is_better") is None
+                        else bool(r["higher_is_better"])
+                    ),
                 )
     except (AttributeError, TypeError, ValueError) as e:
         raise DataError(f"{p}: malformed baseline metrics ({e})") from None

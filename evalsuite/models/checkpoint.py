@@ -132,7 +132,9 @@ def safe_load(path: str | os.PathLike[str], trust: bool = False) -> Any:
     except pickle.UnpicklingError as e:
         text = str(e)
         # the weights-only unpickler names the global it refused; anything else is a broken file
-        refused = re.search(r"(?:unsupported GLOBAL|Unsupported global:?) ([\w.]+)", text, re.I)
+        refused = re.search(
+            r"(?:unsupported GLOBAL|Unsupported global:?)\s+(?:GLOBAL\s+)?([\w.]+)", text, re.I
+        )
         if refused:
             raise CheckpointError(
                 f"{p}: refused to unpickle {refused.group(1)} (arbitrary code could run); "
@@ -165,6 +167,8 @@ def model_from_payload(obj: Any, where: str) -> tuple[NormalizedModel, ModelCard
         raise CheckpointError(
             f"{where}: checkpoint format_version {version}, this evalsuite reads {FORMAT_VERSION}"
         )
+    if not isinstance(obj.get("card"), dict) or not isinstance(obj.get("state_dict"), dict):
+        raise CheckpointError(f"{where}: evalsuite checkpoint lacks its 'card' or 'state_dict'")
     card = ModelCard.from_dict(obj["card"])
     model = build_model(card)
     try:

@@ -212,7 +212,9 @@ def test_torchscript(tmp_path, cnn, x, how):
     scripted = torch.jit.script(cnn.net) if how == "script" else torch.jit.trace(cnn.net, x)
     p = tmp_path / "ts.pt"
     torch.jit.save(scripted, p)
-    got = _load(p)
+    with pytest.raises(CheckpointError, match="TorchScript archives can run code.*--trust-checkpoint"):
+        _load(p)
+    got = _load(p, trust=True)
     assert got.source_format == "torchscript"
     assert _same(cnn, got.model, x)
     assert list(got.masks) == ["net.fc.weight"]
@@ -226,7 +228,9 @@ def test_torch_export(tmp_path, cnn, x):
     ep = torch.export.export(cnn.net, (x,))
     p = tmp_path / "m.pt2"
     torch.export.save(ep, p)
-    got = _load(p)
+    with pytest.raises(CheckpointError, match="torch.export archives can run code.*--trust-checkpoint"):
+        _load(p)
+    got = _load(p, trust=True)
     assert got.source_format == "export"
     assert _same(cnn, got.model, x)
     assert list(got.masks) == ["net.conv1.weight"]
@@ -236,7 +240,7 @@ def test_torch_export(tmp_path, cnn, x):
     # content, not the extension, decides the format
     q = tmp_path / "m.bin"
     q.write_bytes(p.read_bytes())
-    assert _load(q, normalize=False).source_format == "export"
+    assert _load(q, normalize=False, trust=True).source_format == "export"
 
 
 class Evil:
