@@ -220,53 +220,28 @@ def _delta(
 ) -> dict[str, Any] | None:
     if kind == "none" or fn is None:
         return None
+    if kind == "ood" and name.endswith("/auroc"):
+        return _delta_record(
+            S.delong_test(ref[0], ref[1], other[0], other[1], level=s.ci_level), "delong", "delong"
+        )
+    f, kw = _boot_kw(fn)
+    boot = {"n_boot": s.n_boot, "level": s.ci_level, "seed": s.seed, **kw}
+    if kind == "ood":
+        pb = S.paired_bootstrap_two_sample(f, [ref[0]], [ref[1]], [other[0]], [other[1]], **boot)
+    else:
+        pb = S.paired_bootstrap(f, ref, other, **boot)
     if kind == "accuracy":
         mc = S.mcnemar_exact(ref[0].astype(bool), other[0].astype(bool))
-        f, kw = _boot_kw(fn)
-        pb = S.paired_bootstrap(f, ref, other, n_boot=s.n_boot, level=s.ci_level, seed=s.seed, **kw)
-        return {
-            "delta": pb["delta"],
-            "ci_low": pb["ci_low"],
-            "ci_high": pb["ci_high"],
-            "p_value": mc["p_value"],
-            "test": "mcnemar_exact",
-            "ci_method": "paired_bootstrap",
-            "discordant": [int(mc["b01"]), int(mc["b10"])],
-        }
-    if kind == "ood" and name.endswith("/auroc"):
-        d = S.delong_test(ref[0], ref[1], other[0], other[1], level=s.ci_level)
-        return {
-            "delta": d["delta"],
-            "ci_low": d["ci_low"],
-            "ci_high": d["ci_high"],
-            "p_value": d["p_value"],
-            "test": "delong",
-            "ci_method": "delong",
-        }
-    if kind == "ood":
-        f, kw = _boot_kw(fn)
-        pb = S.paired_bootstrap_two_sample(
-            f,
-            [ref[0]],
-            [ref[1]],
-            [other[0]],
-            [other[1]],
-            n_boot=s.n_boot,
-            level=s.ci_level,
-            seed=s.seed,
-            **kw,
-        )
-    else:
-        f, kw = _boot_kw(fn)
-        pb = S.paired_bootstrap(f, ref, other, n_boot=s.n_boot, level=s.ci_level, seed=s.seed, **kw)
-    return {
-        "delta": pb["delta"],
-        "ci_low": pb["ci_low"],
-        "ci_high": pb["ci_high"],
-        "p_value": pb["p_value"],
-        "test": "paired_bootstrap",
-        "ci_method": "paired_bootstrap",
-    }
+        rec = _delta_record({**pb, "p_value": mc["p_value"]}, "mcnemar_exact", "paired_bootstrap")
+        rec["discordant"] = [int(mc["b01"]), int(mc["b10"])]
+        return rec
+    return _delta_record(pb, "paired_bootstrap", "paired_bootstrap")
+
+
+def _delta_record(res: dict[str, Any], test: str, ci_method: str) -> dict[str, Any]:
+    """Delta, its CI and the p-value of ``test`` from a stats result."""
+    keys = ("delta", "ci_low", "ci_high", "p_value")
+    return {**{k: res[k] for k in keys}, "test": test, "ci_method": ci_method}
 
 
 def _apply_holm(rows: list[dict[str, Any]], others: Sequence[str], alpha: float) -> None:
