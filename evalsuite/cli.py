@@ -441,11 +441,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     action = args.bench_command
     store = ResultStore(args.store, create=action == "run")
     if action == "run":
+        from evalsuite.battery import parse_list
         from evalsuite.bench.runner import Overrides, run_suite
 
         ov = Overrides(
             data=args.data,
-            ood=[s for item in args.ood for s in item.split(",") if s] if args.ood else None,
+            ood=list(parse_list(args.ood)) if args.ood else None,
             train_data=args.train_data,
             test_data=args.test_data,
             data_root=args.data_root,

@@ -38,7 +38,7 @@ from evalsuite.core.io import sha256_file
 from evalsuite.core.provenance import provenance
 from evalsuite.core.results import EvalResult, load_arrays, save_result
 from evalsuite.data import ImageSet, load_dataset
-from evalsuite.data.base import spec_fingerprint, stratified_indices
+from evalsuite.data.base import spec_fingerprint, split_named_spec, stratified_indices
 from evalsuite.metrics import CONVENTIONS
 from evalsuite.models.foreign import LoadedModel, load_any_model
 from evalsuite.sparsity import density_report, prunable_layers
@@ -85,9 +85,9 @@ class EvalOptions:
 
 def _ood_name(spec: str) -> tuple[str, str]:
     """'name=spec' -> (name, spec); a bare spec is named after itself, a path after its folder or stem."""
-    head, eq, rest = spec.partition("=")
-    if eq and head and ":" not in head and "/" not in head:
-        return head.strip(), rest.strip()
+    name, rest = split_named_spec(spec)
+    if name is not None:
+        return name, rest
     kind, _, arg = spec.partition(":")
     if not arg or kind in ("gaussian", "uniform", "photos"):
         return kind, spec

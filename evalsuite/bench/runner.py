@@ -19,6 +19,7 @@ from evalsuite.bench.store import MetricRow, ModelRun, ResultStore
 from evalsuite.bench.suite import Suite
 from evalsuite.core.errors import UsageError
 from evalsuite.core.provenance import git_revision, package_versions
+from evalsuite.data.base import split_named_spec
 from evalsuite.report.compare import CompareSettings, ModelEntry, value_table
 from evalsuite.train import InitSpec, TrainJob, TrainOptions, run_training
 from evalsuite.train.recipe import RECIPE_FIELDS, default_recipe
@@ -45,9 +46,7 @@ class Overrides:
 
 def _rel(spec: str, base: Path) -> str:
     """Resolve the path in ``npz:PATH`` / ``folder:PATH`` / ``name=npz:PATH`` against the suite folder."""
-    name, eq, rest = spec.partition("=")
-    if not eq or ":" in name or "/" in name:
-        name, rest = "", spec
+    name, rest = split_named_spec(spec)
     kind, colon, arg = rest.partition(":")
     if colon and kind in ("npz", "folder") and not Path(arg).is_absolute():
         rest = f"{kind}:{(base / arg).resolve()}"

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from evalsuite.core.errors import UsageError
+from evalsuite.core.io import sha256_file
 from evalsuite.core.registry import Registry
 
 
@@ -139,6 +140,17 @@ def stratified_indices(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Ten
     return index[torch.randperm(len(index), generator=g)]
 
 
+def split_named_spec(spec: str) -> tuple[str | None, str]:
+    """``'imagenet=npz:PATH'`` -> ``('imagenet', 'npz:PATH')``; a bare spec -> ``(None, spec)``.
+
+    The part before ``=`` is a name only if it holds no ``:`` or ``/`` (so paths with ``=`` stay paths).
+    """
+    head, eq, rest = spec.partition("=")
+    if eq and head.strip() and ":" not in head and "/" not in head:
+        return head.strip(), rest.strip()
+    return None, spec
+
+
 def spec_fingerprint(spec: str, root: str | Path | None = None) -> dict[str, object]:
     """What identifies a dataset spec's contents: the resolved path and a hash of the files it reads.
 
@@ -148,20 +160,15 @@ def spec_fingerprint(spec: str, root: str | Path | None = None) -> dict[str, obj
     """
     import hashlib
 
-    name, eq, rest = spec.partition("=")
-    if eq and ":" not in name and "/" not in name:
-        spec = rest
+    spec = split_named_spec(spec)[1]
     kind, _, arg = spec.partition(":")
     if kind == "npz" and arg:
         p = Path(arg).expanduser().resolve()
-        h = hashlib.sha256()
         try:
-            with open(p, "rb") as f:
-                while block := f.read(1 << 20):
-                    h.update(block)
+            digest: str | None = sha256_file(p)
         except OSError:
-            return {"spec": spec, "path": str(p), "sha256": None}
-        return {"spec": spec, "path": str(p), "sha256": h.hexdigest()}
+            digest = None
+        return {"spec": spec, "path": str(p), "sha256": digest}
     if kind == "folder" and arg:
         p = Path(arg).expanduser().resolve()
         h = hashlib.sha256()

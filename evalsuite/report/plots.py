@@ -174,15 +174,21 @@ def _primary_score(comp: Comparison, scores: list[str]) -> str:
     return scores[0]
 
 
-def roc_figure(comp: Comparison) -> Figure | None:
-    """Rows are OOD sets, columns scores; one ROC curve per model with its AUROC (OOD positive)."""
-    data = (comp.get("plots") or {}).get("roc") or {}
+def _models_sets_scores(comp: Comparison, data: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """Models with OOD plot data, the OOD sets in display order, and every score any of them has."""
     models = [m for m in ok_models(comp) if data.get(m)]
     sets = _ordered({m: data[m] for m in models})
     scores: list[str] = []
     for m in models:
         for s in sets:
             scores += [k for k in (data[m].get(s) or {}) if k not in scores]
+    return models, sets, scores
+
+
+def roc_figure(comp: Comparison) -> Figure | None:
+    """Rows are OOD sets, columns scores; one ROC curve per model with its AUROC (OOD positive)."""
+    data = (comp.get("plots") or {}).get("roc") or {}
+    models, sets, scores = _models_sets_scores(comp, data)
     if not sets or not scores:
         return None
     colors = _colors(comp)
@@ -211,12 +217,7 @@ def roc_figure(comp: Comparison) -> Figure | None:
 def hist_figure(comp: Comparison) -> Figure | None:
     """Rows are models, columns OOD sets: ID vs OOD score distributions for the primary score."""
     data = (comp.get("plots") or {}).get("hist") or {}
-    models = [m for m in ok_models(comp) if data.get(m)]
-    sets = _ordered({m: data[m] for m in models})
-    scores: list[str] = []
-    for m in models:
-        for s in sets:
-            scores += [k for k in (data[m].get(s) or {}) if k not in scores]
+    models, sets, scores = _models_sets_scores(comp, data)
     if not sets or not scores:
         return None
     score = _primary_score(comp, scores)

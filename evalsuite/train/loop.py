@@ -430,9 +430,6 @@ def run_training(job: TrainJob) -> ModelCard:
         root, download = job.init.data_root, job.init.download
     else:
         raise UsageError("train needs --dataset (with --arch etc.) or --from INIT.pt")
-    if job.options.resume and job.options.resume_path.exists():
-        saved = ModelCard.from_dict(safe_load(job.options.resume_path)["card"])
-        _same_job(card, saved, job.options.resume_path)
     test_set = load_dataset(job.test_data or dataset, "test", root, download)
     recipe = default_recipe(dataset).with_overrides(**job.recipe_overrides)
     return train_model(model, card, masks, recipe, job.options, train_set, test_set)
