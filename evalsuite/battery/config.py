@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from evalsuite.attacks import ATTACKS
@@ -42,7 +42,6 @@ class BatteryConfig:
     seed: int = 0
     limit: int | None = None
     shard: tuple[int, int] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         bad = [c for c in self.checks if c not in CHECKS]

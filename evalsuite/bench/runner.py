@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,6 @@ class Overrides:
     device: str | None = None
     epochs: int | None = None
     limit_train: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _rel(spec: str, base: Path) -> str:

@@ -19,7 +19,7 @@ import functools
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from evalsuite.metrics.batched import batched_for
 SCHEMA = "evalsuite-comparison"
 SCHEMA_VERSION = 1
 GROUP_ORDER = ("clean", "calibration", "ood", "robust", "sparsity")
-_CONFIG_IGNORED = {"shard", "extra"}
+_CONFIG_IGNORED = {"shard", "extra"}  # "extra": results written before it was dropped
 
 
 @dataclass
@@ -60,7 +60,6 @@ class CompareSettings:
     ci_level: float = 0.95
     max_curve_points: int = 200
     max_hist_points: int = 2000
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_comparable(entries: Sequence[ModelEntry]) -> None:

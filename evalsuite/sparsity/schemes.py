@@ -8,7 +8,7 @@ half a weight per layer).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -24,7 +24,6 @@ class SchemeContext:
 
     model: nn.Module | None = None
     batch: tuple[torch.Tensor, torch.Tensor] | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 Scheme = Callable[[Sequence[PrunableLayer], float, SchemeContext], list[float]]
