@@ -22,6 +22,12 @@
 
 Prints ``battery a=..s naive b=..s bare c=..s a/b=.. a/c=..`` and the model and data. With ``--repeat``
 each of (a), (b), (c) runs that many times, interleaved, and the minimum is kept.
+
+``--processes`` also times (a) and (b) as whole processes, start-up included, as a user meets them:
+(a) ``python -m evalsuite.cli -q eval MODEL ... --no-cache`` with the same settings, and (b) this script in
+``--naive-child`` mode, which imports torch, torchattacks, netcal and scikit-learn, loads the model and the
+same examples from the npz files with numpy, and runs the naive composition. Prints ``process a=.. b=..
+a/b=..`` (goal: a/b <= 0.25).
 """
 
 from __future__ import annotations
@@ -197,6 +203,58 @@ def bare(
     return time.perf_counter() - t0
 
 
+# ---------------------------------------------------------------------------------------------- processes
+def _npz_spec_path(spec: str) -> str:
+    return spec.split("=", 1)[-1].removeprefix("npz:")
+
+
+def time_processes(setup: Setup, n: int, repeat: int) -> tuple[float, float, list[float], list[float]]:
+    """(a) and (b) as fresh processes, interleaved; returns the minima and every run."""
+    import json
+    import subprocess
+    import sys
+
+    tmp = Path(tempfile.mkdtemp(prefix="evalsuite-perf-proc-"))
+    first = tmp / "a0.json"  # (b) reads the examples (a) used from here
+    cmd_a = [sys.executable, "-m", "evalsuite.cli", "-q", "eval", setup.model_path, "--arch", "resnet20"]
+    cmd_a += ["--arch-kwargs", json.dumps(ARCH_KWARGS), "--mean", ",".join(map(str, MEAN))]
+    cmd_a += ["--std", ",".join(map(str, STD)), "--data", setup.data_spec, "--limit", str(n)]
+    cmd_a += ["--device", "cpu", "--no-cache"]
+    for spec in setup.ood_specs:
+        cmd_a += ["--ood", spec]
+    cmd_b = [sys.executable, __file__, "--naive-child", str(first), "--model", setup.model_path]
+    cmd_b += ["--data", _npz_spec_path(setup.data_spec)]
+    for spec in setup.ood_specs:
+        cmd_b += ["--ood", spec.split("=", 1)[0] + "=" + _npz_spec_path(spec)]
+    t_a: list[float] = []
+    t_b: list[float] = []
+    for rep in range(repeat):
+        for cmd, times in ((cmd_a + ["--out", str(tmp / f"a{rep}.json")], t_a), (cmd_b, t_b)):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - t0)
+    return min(t_a), min(t_b), t_a, t_b
+
+
+def naive_child(result_json: str, model: str, data: str, ood: list[str]) -> None:
+    """(b) as a user's script: load with numpy, the examples (a) used, run the naive composition."""
+    arrays = np.load(Path(result_json).with_suffix(".npz"))
+    d = np.load(data)
+    idx = arrays["id/index"]
+    x = torch.from_numpy(d["x"][idx]).permute(0, 3, 1, 2).float() / 255
+    y = torch.from_numpy(d["y"][idx]).long()
+    x_ood = {}
+    for spec in ood:
+        name, path = spec.split("=", 1)
+        o = np.load(path)["x"][arrays[f"ood/{name}/index"]]
+        x_ood[name] = torch.from_numpy(o).permute(0, 3, 1, 2).float() / 255
+    net = load_resnet20(model)
+    from evalsuite.battery.config import BatteryConfig
+
+    cfg = BatteryConfig()
+    naive(net, x, y, x_ood, cfg.eps_linf, cfg.eps_l2, cfg.pgd_steps, cfg.pgd_rel_stepsize, 500, 256)
+
+
 # ---------------------------------------------------------------------------------------------- main
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,7 +264,15 @@ def main() -> None:
     p.add_argument("--skip-naive", action="store_true", help="time only (a) and (c)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--profile", type=Path, default=None, help="cProfile the battery run into this file")
+    p.add_argument("--processes", action="store_true", help="also time (a) and (b) as whole processes")
+    p.add_argument("--naive-child", help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
+    p.add_argument("--ood", action="append", default=[], help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.naive_child:
+        naive_child(args.naive_child, args.model, args.data, args.ood)
+        return
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -301,6 +367,12 @@ def main() -> None:
         print("  metric                          battery    naive")
         for k, v in naive_out.items():
             print(f"  {k:30s} {m.get(k, math.nan):8.4f} {v:8.4f}")
+    if args.processes:
+        if setup.tmp is not None:
+            print("  --processes needs the real npz files (../shared); skipped on synthetic data")
+        else:
+            pa, pb, ra, rb = time_processes(setup, args.n, args.repeat)
+            print(f"process a={pa:.2f}s b={pb:.2f}s a/b={pa / pb:.3f}  runs a={_r(ra)} b={_r(rb)}")
     if setup.tmp is not None:
         setup.tmp.cleanup()
 
