@@ -551,6 +551,85 @@ def ece_debiased(
     return 2.0 * plugin - float(np.sum(w * folded))
 
 
+def _bin_index(c: np.ndarray, ok: np.ndarray, n_bins: int, scheme: str) -> np.ndarray:
+    """[N] bin of each example, the rule of classification.calibration_bins (uniform or adaptive)."""
+    if scheme == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        return np.minimum(np.searchsorted(edges, c, side="right") - 1, n_bins - 1)
+    if scheme == "adaptive":
+        index = np.empty(c.shape[0], dtype=np.int64)
+        for b, members in enumerate(np.array_split(np.argsort(c, kind="stable"), n_bins)):
+            index[members] = b
+        return index
+    raise ValueError(f"unknown binning scheme {scheme!r}; expected 'uniform' or 'adaptive'")
+
+
+def calibration_error_ci(
+    confidences: ArrayLike,
+    correct: ArrayLike,
+    kind: Literal["ece", "mce"] = "ece",
+    n_bins: int = _cls.DEFAULT_BINS,
+    scheme: _cls.Scheme = "uniform",
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Interval for the population ECE (or MCE) that keeps its coverage from calibrated to badly calibrated.
+
+    ECE = sum_b |m_b| with m_b = E[1{bin b} (correct - conf)], a vector of means. Whatever the true m, the
+    triangle inequality gives |ECE_hat - ECE| <= sum_b |m_hat_b - m_b| =: E, and E's distribution does not
+    depend on how calibrated the model is (no plug-in bias, no boundary at 0), so
+    ``[ECE_hat - q, ECE_hat + q]`` with ``q`` the ``level`` quantile of the bootstrap E* =
+    sum_b |m*_b - m_hat_b| covers at least ``level`` (asymptotically; conservative where gaps are large). MCE:
+    the same with the per-bin gaps and a max. Bins are those of the full sample (for ``adaptive``, the target
+    is then the calibration error over these fixed bins). Clipped to [0, 1].
+    Returns ``estimate`` (plug-in, equal to ``ece``/``mce``), ``debiased`` (:func:`ece_debiased`, ECE only),
+    ``ci_low``, ``ci_high``, ``level``, ``half_width`` (q), ``n_boot``, ``method``.
+    """
+    level = _stats._check_level(level)
+    n_boot = _stats._check_n_boot(n_boot)
+    _cls._check_bins(n_bins)
+    n_bins = int(n_bins)
+    c, ok = _cls._as_conf_correct(confidences, correct)
+    if kind not in ("ece", "mce"):
+        raise ValueError(f"unknown kind {kind!r}; expected 'ece' or 'mce'")
+    n = c.shape[0]
+    index = _bin_index(c, ok, n_bins, scheme)
+    resid = ok - c
+    counts = np.bincount(index, minlength=n_bins)
+    sums = np.bincount(index, weights=resid, minlength=n_bins)
+    nonempty = counts > 0
+    rng = np.random.default_rng(seed)
+    dev = np.empty(n_boot)
+    chunk = max(1, _MAX_GATHER_ELEMENTS // (4 * n))
+    for s in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - s)
+        ix = rng.integers(0, n, size=(b, n))
+        flat = (index[ix] + (np.arange(b) * n_bins)[:, None]).ravel()
+        cnt = np.bincount(flat, minlength=b * n_bins).reshape(b, n_bins)
+        sm = np.bincount(flat, weights=resid[ix].ravel(), minlength=b * n_bins).reshape(b, n_bins)
+        if kind == "ece":
+            dev[s : s + b] = np.sum(np.abs(sm - sums) / n, axis=1)
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gap_dev = np.abs(sm / cnt - np.where(nonempty, sums / np.maximum(counts, 1), 0.0))
+            # A bin empty in a replicate (or in the sample) says nothing about that bin's gap noise.
+            dev[s : s + b] = np.max(np.where((cnt > 0) & nonempty, gap_dev, 0.0), axis=1)
+    bins = _cls.calibration_bins(c, ok, n_bins, scheme)
+    est = bins.ece() if kind == "ece" else bins.mce()
+    q = float(np.quantile(dev, level))
+    return {
+        "estimate": est,
+        "debiased": ece_debiased(c, ok, n_bins, scheme) if kind == "ece" else math.nan,
+        "ci_low": max(0.0, est - q),
+        "ci_high": min(1.0, est + q),
+        "level": level,
+        "half_width": q,
+        "n_boot": n_boot,
+        "method": "bootstrap bound of sum_b |m*_b - m_b| (triangle inequality)",
+    }
+
+
 # --------------------------------------------------------------------------------------- multiplicity
 
 
@@ -692,6 +771,7 @@ __all__ = [
     "CONVENTIONS",
     "accuracy_delta_test",
     "benjamini_hochberg",
+    "calibration_error_ci",
     "ece_debiased",
     "noninferiority_accuracy",
     "noninferiority_bootstrap",
