@@ -23,7 +23,7 @@ from evalsuite.metrics.classification import (
     top_label,
 )
 from evalsuite.metrics.ood import CONVENTION as OOD_CONVENTION
-from evalsuite.metrics.ood import aupr_in, aupr_out, auroc, fpr95, fpr_at_tpr
+from evalsuite.metrics.ood import aupr_in, aupr_out, auroc, fpr95, fpr95_ood, fpr_at_ood_tpr, fpr_at_tpr
 
 # Everything a result should record about how its numbers were computed (JSON-ready).
 CONVENTIONS: dict[str, object] = {
@@ -48,6 +48,8 @@ __all__ = [
     "ece",
     "ece_adaptive",
     "fpr95",
+    "fpr95_ood",
+    "fpr_at_ood_tpr",
     "fpr_at_tpr",
     "log_softmax",
     "mce",

@@ -341,6 +341,19 @@ def fpr95_b(scores_id: ArrayLike, scores_ood: ArrayLike) -> np.ndarray:
     return fpr_at_tpr_b(scores_id, scores_ood, 0.95)
 
 
+@_accepts_1d(2)
+def fpr_at_ood_tpr_b(scores_id: ArrayLike, scores_ood: ArrayLike, tpr: float = 0.95) -> np.ndarray:
+    """Batched :func:`~evalsuite.metrics.ood.fpr_at_ood_tpr` (OOD-positive convention): -> [b] (exact)."""
+    s_id, s_ood = _scores(scores_id, scores_ood)
+    return fpr_at_tpr_b(-s_ood, -s_id, tpr)
+
+
+@_accepts_1d(2)
+def fpr95_ood_b(scores_id: ArrayLike, scores_ood: ArrayLike) -> np.ndarray:
+    """Batched :func:`~evalsuite.metrics.ood.fpr95_ood`: ID flagged at 95% of OOD detected -> [b]."""
+    return fpr_at_ood_tpr_b(scores_id, scores_ood, 0.95)
+
+
 # ---------------------------------------------------------------------------------------------- registry
 
 BATCHED: dict[str, Callable[..., np.ndarray]] = {
@@ -353,6 +366,8 @@ BATCHED: dict[str, Callable[..., np.ndarray]] = {
     "aupr_out": aupr_out_b,
     "fpr95": fpr95_b,
     "fpr_at_tpr": fpr_at_tpr_b,
+    "fpr95_ood": fpr95_ood_b,
+    "fpr_at_ood_tpr": fpr_at_ood_tpr_b,
 }
 
 # The scalar function objects themselves, matched by identity before any name lookup.
@@ -366,6 +381,8 @@ _BY_FUNCTION: dict[Callable[..., object], Callable[..., np.ndarray]] = {
     _ood.aupr_out: aupr_out_b,
     _ood.fpr95: fpr95_b,
     _ood.fpr_at_tpr: fpr_at_tpr_b,
+    _ood.fpr95_ood: fpr95_ood_b,
+    _ood.fpr_at_ood_tpr: fpr_at_ood_tpr_b,
 }
 
 
@@ -398,6 +415,8 @@ __all__ = [
     "ece_adaptive_b",
     "ece_b",
     "fpr95_b",
+    "fpr95_ood_b",
+    "fpr_at_ood_tpr_b",
     "fpr_at_tpr_b",
     "mce_b",
     "mean_b",

@@ -106,3 +106,22 @@ def fpr_at_tpr(scores_id: ArrayLike, scores_ood: ArrayLike, tpr: float = 0.95) -
 def fpr95(scores_id: ArrayLike, scores_ood: ArrayLike) -> float:
     """:func:`fpr_at_tpr` at 95% of ID accepted."""
     return fpr_at_tpr(scores_id, scores_ood, 0.95)
+
+
+def fpr_at_ood_tpr(scores_id: ArrayLike, scores_ood: ArrayLike, tpr: float = 0.95) -> float:
+    """Fraction of [N_id] ID scores flagged as OOD at the threshold detecting ``tpr`` of [N_ood] OOD scores.
+
+    The OOD-positive convention of OpenOOD v1.5 (``auc_and_fpr_recall``) and pytorch-ood (``fpr_at_tpr``): an
+    example is flagged as OOD when ``score >= t``; ``t`` is the k-th largest OOD score with
+    k = ceil(tpr * N_ood), the strictest threshold detecting at least ``tpr`` of OOD (the first point of the
+    full ROC curve, sklearn ``roc_curve(drop_intermediate=False)``, with TPR >= tpr). ID ties at ``t`` count
+    as flagged. Not the same number as :func:`fpr_at_tpr`, which fixes the ID acceptance rate instead.
+    """
+    # Mirror image of fpr_at_tpr: negate the scores and swap the roles of ID and OOD.
+    s_id, s_ood = _as_scores(scores_id, scores_ood)
+    return fpr_at_tpr(-s_ood, -s_id, tpr)
+
+
+def fpr95_ood(scores_id: ArrayLike, scores_ood: ArrayLike) -> float:
+    """:func:`fpr_at_ood_tpr` at 95% of OOD detected: the "FPR95" of OpenOOD v1.5 and pytorch-ood."""
+    return fpr_at_ood_tpr(scores_id, scores_ood, 0.95)
