@@ -300,10 +300,12 @@ def hist_figure(comp: Comparison) -> Figure | None:
                     bins = np.geomspace(lo, max(hi, lo * 10), 41)
                 else:
                     bins = np.histogram_bin_edges(both, bins=40)
-                if id_s.size:
-                    ax.hist(id_s, bins=bins, density=True, alpha=0.55, color="#1f77b4", label="ID")
-                if ood_s.size:
-                    ax.hist(ood_s, bins=bins, density=True, alpha=0.55, color="#ff7f0e", label=f"OOD: {s}")
+                # Bar height = fraction of the set in the bin (not a density per unit x, which on a log
+                # axis would shrink every wide bin on the right to nothing).
+                for x, color, label in ((id_s, "#1f77b4", "ID"), (ood_s, "#ff7f0e", f"OOD: {s}")):
+                    if x.size:
+                        w = np.full(x.size, 1.0 / x.size)
+                        ax.hist(x, bins=bins, weights=w, alpha=0.55, color=color, label=label)
                 ax.legend(fontsize=7, frameon=False)
             if log_msp:
                 ax.set_xscale("log")
@@ -311,7 +313,8 @@ def hist_figure(comp: Comparison) -> Figure | None:
             else:
                 ax.set_xlabel(f"{score} score (higher = more OOD)", fontsize=8)
             ax.set_title(f"{m} · {s}", fontsize=10)
-            ax.set_yticks([])
+            ax.set_ylabel("fraction per bin", fontsize=8)
+            ax.tick_params(labelsize=7)
     return fig
 
 

@@ -388,7 +388,8 @@ def render_markdown(comp: Comparison) -> str:
                 ]
             body.append(cells)
         lines += _md_table(header, body, align)
-        lines += ["", f"*{_md(value_legend(comp))}*"]
+        if _has_ci(grows):
+            lines += ["", f"*{_md(value_legend(comp))}*"]
 
     seed = _seed_table(comp)
     if seed:
@@ -502,6 +503,16 @@ def value_legend(comp: Comparison) -> str:
 
 
 SEED_LEGEND = "mean ± sd = mean and sample standard deviation (ddof 1) over seeds; (n) = number of seeds."
+
+
+def _has_ci(rows: list[dict[str, Any]]) -> bool:
+    """Whether any value of a table carries an interval (sparsity rows do not), so it needs the legend."""
+    return any(
+        _finite(v.get("ci_low"))
+        for row in rows
+        for v in (row.get("values") or {}).values()
+        if isinstance(v, dict)
+    )
 
 
 def _legend(comp: Comparison) -> list[str]:
@@ -675,13 +686,14 @@ def render_latex(comp: Comparison) -> str:
         shown = _compared(grows, others)
         parts = tex_layout(models, shown)
         label = "".join(c if c.isalnum() else "-" for c in group)
+        legend = tex_escape(value_legend(comp)) + " " if _has_ci(grows) else ""
         for k, (vmodels, pshown) in enumerate(parts):
             what = ""
             if len(parts) > 1:
                 kind = "values" if vmodels else f"differences from {tex_escape(ref)}"
                 what = f" (part {k + 1} of {len(parts)}: {kind})"
             caption = (
-                f"{tex_escape(group_title(group))}{what}. {tex_escape(value_legend(comp))} "
+                f"{tex_escape(group_title(group))}{what}. {legend}"
                 rf"$\Delta$ = model $-$ {tex_escape(ref)} (paired); $p$ {tex_escape(mt)}; "
                 rf"verdict at $\alpha={alpha:g}$. $\uparrow$/$\downarrow$: higher/lower is better"
                 + ("." if group == "sparsity" else "; best in bold.")
@@ -951,7 +963,8 @@ def render_html(comp: Comparison, images: dict[str, bytes] | None = None) -> str
                 ]
             body.append(cells)
         out += _html_table(th, body)
-        out.append(f'<p class="legend">{_h(value_legend(comp))}</p>')
+        if _has_ci(grows):
+            out.append(f'<p class="legend">{_h(value_legend(comp))}</p>')
 
     seed = _seed_table(comp)
     if seed:

@@ -169,12 +169,14 @@ def test_every_table_says_what_plus_minus_means(comparison, make_comparison):
     legend = "± = half-width of the 95% CI"
     tables = re.findall(r"((?:^\|.*\|\n)+)\n(.*)\n", md, flags=re.M)
     assert len(tables) == 6
-    for _block, after in tables[1:]:  # the models table has no values
+    # Every table with intervals says what they mean; the models and sparsity tables have none.
+    for _block, after in tables[1:5]:
         assert legend in after, after
+    assert legend not in tables[5][1]
     page = render_html(comparison, {})
-    assert page.count('<p class="legend">') == 5 and legend in page
+    assert page.count('<p class="legend">') == 4 and legend in page
     tex = render_latex(comparison)
-    n_tables = tex.count(r"\begin{tabular}")
+    n_tables = tex.count(r"\begin{tabular}") - 1  # less the sparsity table
     assert tex.count(r"\ensuremath{\pm} = half-width of the 95\% CI") == 1 + n_tables  # header + captions
     seed = make_comparison(seed_groups=True)
     md = render_markdown(seed)
