@@ -19,6 +19,7 @@ from evalsuite.core.results import metric_group
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"]
 _STYLES = ["-", "--", ":", "-."]
@@ -36,16 +37,43 @@ def _select(df: pd.DataFrame, metrics: Sequence[str] | None, last: int | None) -
     return df
 
 
-def _runs(df: pd.DataFrame) -> list[tuple[int, str]]:
-    """(run id, short label) of each run in ``df``, oldest first."""
+_GROUP_TITLES = {
+    "clean": "Clean",
+    "calibration": "Calibration",
+    "ood": "OOD detection",
+    "robust": "Adversarial robustness",
+    "sparsity": "Sparsity (density)",
+    "sparsity counts": "Sparsity (counts)",
+}
+
+
+def _run_info(df: pd.DataFrame) -> list[tuple[int, Any, str]]:
+    """(run id, start time as a UTC pandas Timestamp or None, tag or '') of each run, oldest first."""
+    import pandas as pd
+
     out = []
     for rid, g in df.groupby("run_id", sort=True):
-        started = g["started"].iloc[0]
-        tag = g["tag"].iloc[0]
-        date = str(started)[:10] if isinstance(started, str) else ""
-        label = tag if isinstance(tag, str) and tag else date
-        out.append((int(rid), label))
+        started, tag = g["started"].iloc[0], g["tag"].iloc[0]
+        when = pd.to_datetime(started, utc=True, errors="coerce") if isinstance(started, str) else None
+        out.append(
+            (int(rid), None if when is None or pd.isna(when) else when, tag if isinstance(tag, str) else "")
+        )
     return out
+
+
+def _date_labels(info: list[tuple[int, Any, str]]) -> list[str]:
+    """Each run's date (YYYY-MM-DD), with the UTC time where two runs share a day; '?' if unknown."""
+    days = [w.strftime("%Y-%m-%d") if w is not None else "?" for _, w, _ in info]
+    return [
+        f"{d} {w.strftime('%H:%M')}" if w is not None and days.count(d) > 1 else d
+        for d, (_, w, _) in zip(days, info)
+    ]
+
+
+def _runs(df: pd.DataFrame) -> list[tuple[int, str]]:
+    """(run id, short label: tag, else date) of each run in ``df``, oldest first."""
+    info = _run_info(df)
+    return [(rid, tag or date) for (rid, _, tag), date in zip(info, _date_labels(info))]
 
 
 def _fmt(v: Any) -> str:
@@ -73,7 +101,8 @@ def _group_key(metric: str) -> int:
 
 
 def history_table(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: int | None = 12) -> str:
-    """Plain text: one row per (model, metric), one column per run (id over tag or date), oldest left.
+    """Plain text: one row per (model, metric), one column per run (its date over run id and tag), oldest
+    left.
 
     ``last`` keeps the newest runs only (None: all); ``metrics`` restricts to those names.
     """
@@ -81,8 +110,9 @@ def history_table(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: 
     if df.empty:
         return "no runs\n"
     runs, rows = _pivot(df)
-    header = ["model", "metric", ""] + [f"#{rid}" for rid, _ in runs]
-    sub = ["", "", ""] + [label for _, label in runs]
+    info = _run_info(df)
+    header = ["model", "metric", ""] + _date_labels(info)
+    sub = ["", "", ""] + [f"#{rid}" + (f" {tag}" if tag else "") for rid, _, tag in info]
     table = [header, sub]
     for model, metric, hib, values in rows:
         table.append([model, metric, "↑" if hib else "↓"] + [_fmt(values.get(rid)) for rid, _ in runs])
@@ -94,53 +124,65 @@ def history_table(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: 
     return "\n".join(lines) + "\n"
 
 
-def _panels(df: pd.DataFrame, metrics: Sequence[str] | None) -> list[tuple[str, list[str]]]:
-    """(title, metric names) per panel: one per selected metric, else one per metric group."""
+def _panels(df: pd.DataFrame) -> list[tuple[str, list[str]]]:
+    """(title, metric names) per panel: one panel per metric group, in the report's group order."""
     names = list(dict.fromkeys(df["metric"]))
-    if metrics:
-        return [(m, [m]) for m in metrics if m in names]
     groups: dict[str, list[str]] = {}
     for m in names:
         g = metric_group(m)
         if g == "sparsity" and not m.endswith("density"):
             g = "sparsity counts"  # parameter and MAC counts would flatten densities on a shared axis
         groups.setdefault(g, []).append(m)
-    ordered = sorted(groups.items(), key=lambda kv: _group_key(kv[1][0]))
-    return [(ms[0] if len(ms) == 1 else g, ms) for g, ms in ordered]
+    ordered = sorted(groups.items(), key=lambda kv: (_group_key(kv[1][0]), kv[0]))
+    return [(_GROUP_TITLES.get(g, g), ms) for g, ms in ordered]
 
 
-def history_png(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: int | None = None) -> bytes:
-    """The history plot as PNG bytes (see ``plot_history``)."""
+def _short(metric: str) -> str:
+    """The metric without its group prefix: 'robust/pgd_linf/8_255/accuracy' -> 'pgd_linf 8/255'."""
+    parts = metric.split("/")
+    if parts[0] == "robust" and len(parts) == 4:
+        return f"{parts[1]} {parts[2].replace('_255', '/255')}"
+    return "/".join(parts[1:]) if len(parts) > 1 else metric
+
+
+def history_figure(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: int | None = None) -> Figure:
+    """One panel per metric group (clean, calibration, OOD, robust, sparsity density, sparsity counts),
+    a labelled line per (model, metric) against the run's date, its CI as a band where stored.
+
+    Colour = model, line style and marker = metric; the x axis is a date axis (UTC); tagged runs are
+    marked with a dotted vertical line and the tag. Falls back to run numbers if a run has no date.
+    """
+    import matplotlib.dates as mdates
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     df = _select(df, metrics, last)
-    panels = _panels(df, metrics) if not df.empty else []
-    ncols = min(3, max(1, len(panels)))
+    panels = _panels(df) if not df.empty else []
+    ncols = min(2, max(1, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))
-    fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows), layout="constrained")
+    fig = Figure(figsize=(6.4 * ncols, 3.6 * nrows), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     if not panels:
         axes[0].text(0.5, 0.5, "no runs", ha="center", va="center")
         axes[0].set_axis_off()
-    runs = _runs(df) if not df.empty else []
-    pos = {rid: i for i, (rid, _) in enumerate(runs)}
+    info = _run_info(df) if not df.empty else []
+    dated = bool(info) and all(w is not None for _, w, _ in info)
+    # Naive UTC datetimes: matplotlib's date converter handles them without a timezone setting.
+    xval = {rid: (np.datetime64(w.tz_convert(None)) if dated else rid) for rid, w, _ in info}
     models = list(dict.fromkeys(df["model"]))
     color = {m: _COLORS[i % len(_COLORS)] for i, m in enumerate(models)}
     for ax, (title, names) in zip(axes, panels):
-        hib = {bool(v) for v in df[df["metric"].isin(names)]["higher_is_better"]}
-        arrow = " ↑" if hib == {True} else " ↓" if hib == {False} else ""
-        ax.set_title(title + arrow, fontsize=9)
+        ax.set_title(title, fontsize=10)
         for j, name in enumerate(names):
             for model in models:
                 g = df[(df["model"] == model) & (df["metric"] == name)].sort_values("run_id")
                 if g.empty:
                     continue
-                x = np.array([pos[int(r)] for r in g["run_id"]], dtype=float)
+                x = np.array([xval[int(r)] for r in g["run_id"]])
                 y = g["value"].to_numpy(dtype=float)
-                label = model if len(names) == 1 else f"{model}: {name.split('/', 1)[-1]}"
+                arrow = "↑" if bool(g["higher_is_better"].iloc[-1]) else "↓"
                 ax.plot(
                     x,
                     y,
@@ -149,7 +191,7 @@ def history_png(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: in
                     marker=_MARKERS[j % len(_MARKERS)],
                     markersize=3,
                     linewidth=1.2,
-                    label=label,
+                    label=f"{model} · {_short(name)} {arrow}",
                 )
                 lo = g["ci_low"].to_numpy(dtype=float)
                 hi = g["ci_high"].to_numpy(dtype=float)
@@ -163,16 +205,39 @@ def history_png(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: in
                         alpha=0.15,
                         linewidth=0,
                     )
-        ax.set_xticks(range(len(runs)))
-        ax.set_xticklabels([f"#{rid}" for rid, _ in runs], fontsize=7, rotation=45 if len(runs) > 8 else 0)
-        ax.tick_params(axis="y", labelsize=7)
+        for rid, _, tag in info:
+            if tag:
+                ax.axvline(xval[rid], color="0.5", linestyle=":", linewidth=0.8)
+                ax.annotate(
+                    tag,
+                    (xval[rid], 1.0),
+                    xycoords=("data", "axes fraction"),
+                    fontsize=6,
+                    color="0.35",
+                    ha="left",
+                    va="top",
+                    rotation=90,
+                )
+        if dated:
+            locator = mdates.AutoDateLocator(minticks=2, maxticks=8)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+            ax.set_xlabel("run date (UTC)", fontsize=8)
+        else:
+            ax.set_xticks([xval[rid] for rid, _, _ in info])
+            ax.set_xlabel("run", fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         ax.grid(alpha=0.3)
-        n_lines = len(ax.get_lines())
-        if n_lines <= 10:
-            ax.legend(fontsize=6, loc="best")
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     for ax in axes[len(panels) :]:
         ax.set_axis_off()
+    return fig
+
+
+def history_png(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: int | None = None) -> bytes:
+    """The history plot as PNG bytes (see ``history_figure``)."""
+    fig = history_figure(df, metrics, last)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata=_PNG_META)
     return buf.getvalue()
@@ -181,8 +246,8 @@ def history_png(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: in
 def plot_history(
     df: pd.DataFrame, out_png: str | Path, metrics: Sequence[str] | None = None, last: int | None = None
 ) -> Path:
-    """Write the history PNG: one panel per selected metric (else per metric group), a line per model
-    (and per metric within a group), the CI as a band where stored. Written atomically."""
+    """Write the history PNG (see ``history_figure``): one panel per metric group, dates on the x axis,
+    a labelled line per model and metric. Written atomically."""
     return atomic_write_bytes(out_png, history_png(df, metrics, last))
 
 
@@ -205,7 +270,11 @@ def history_html(df: pd.DataFrame, png_bytes: bytes | None, title: str = "evalsu
         parts.append("<p>no runs</p>")
     else:
         runs, rows = _pivot(df)
-        head = "".join(f"<th>#{rid}<br><small>{html.escape(label)}</small></th>" for rid, label in runs)
+        info = _run_info(df)
+        head = "".join(
+            f"<th>{html.escape(date)}<br><small>#{rid}{html.escape(' ' + tag if tag else '')}</small></th>"
+            for (rid, _, tag), date in zip(info, _date_labels(info))
+        )
         parts.append(f"<table><thead><tr><th>model</th><th>metric</th><th></th>{head}</tr></thead><tbody>")
         for model, metric, hib, values in rows:
             cells = "".join(f'<td class="n">{html.escape(_fmt(values.get(rid)))}</td>' for rid, _ in runs)

@@ -110,6 +110,21 @@ def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
+def metric_bounds(name: str) -> tuple[float, float]:
+    """The range a metric's value can take, so a CI built from a normal or t approximation can be
+    clipped to it: rates (accuracies, calibration errors, OOD rates, densities) lie in [0, 1]."""
+    leaf = name.rsplit("/", 1)[-1]
+    if name == "brier":
+        return 0.0, 2.0
+    if name == "nll" or (name.startswith("sparsity/") and "density" not in leaf):
+        return 0.0, math.inf
+    return 0.0, 1.0
+
+
+def _clip_ci(lo: float, hi: float, bounds: tuple[float, float]) -> tuple[float, float]:
+    return max(lo, bounds[0]), min(hi, bounds[1])
+
+
 def _ordered_metrics(entries: Sequence[ModelEntry]) -> list[str]:
     names: list[str] = []
     for e in entries:
@@ -220,9 +235,12 @@ def _delta(
     if kind == "none" or fn is None:
         return None
     if kind == "ood" and name.endswith("/auroc"):
-        return _delta_record(
+        rec = _delta_record(
             S.delong_test(ref[0], ref[1], other[0], other[1], level=s.ci_level), "delong", "delong"
         )
+        # delta +- z se is a normal approximation; a difference of two AUROCs lies in [-1, 1].
+        rec["ci_low"], rec["ci_high"] = _clip_ci(rec["ci_low"], rec["ci_high"], (-1.0, 1.0))
+        return rec
     f, kw = _boot_kw(fn)
     boot = {"n_boot": s.n_boot, "level": s.ci_level, "seed": s.seed, **kw}
     if kind == "ood":
@@ -281,6 +299,13 @@ def _subsample(x: np.ndarray, k: int, seed: int) -> list[float]:
     return [float(v) for v in x]
 
 
+def _wilson_or_none(correct: np.ndarray | None, s: CompareSettings) -> list[float | None]:
+    if correct is None or len(correct) == 0:
+        return [None, None]
+    lo, hi = S.wilson_ci(int(np.sum(correct)), int(len(correct)), s.ci_level)
+    return [_finite(lo), _finite(hi)]
+
+
 def _plots(entries: Sequence[ModelEntry], s: CompareSettings) -> dict[str, Any]:
     plots: dict[str, Any] = {"reliability": {}, "robust": {}, "roc": {}, "hist": {}}
     for e in entries:
@@ -290,16 +315,19 @@ def _plots(entries: Sequence[ModelEntry], s: CompareSettings) -> dict[str, Any]:
         rel = e.result.details.get("reliability", {}).get("uniform")
         if rel:
             plots["reliability"][e.name] = rel
-        curves: dict[str, list[list[float]]] = {}
+        # Each point is [eps, accuracy, ci_low, ci_high] with a Wilson interval from the per-example array.
+        curves: dict[str, list[list[float | None]]] = {}
         clean = e.result.metrics.get("accuracy")
         for name, v in e.result.metrics.items():
             if name.startswith("robust/"):
                 _, attack, eps, _ = name.split("/")
-                curves.setdefault(attack, []).append([_eps_value(eps), v])
+                curves.setdefault(attack, []).append(
+                    [_eps_value(eps), v, *_wilson_or_none(e.arrays.get(f"robust/{attack}/{eps}/correct"), s)]
+                )
         for pts in curves.values():
             if clean is not None and not any(p[0] == 0 for p in pts):
-                pts.append([0.0, clean])
-            pts.sort()
+                pts.append([0.0, clean, *_wilson_or_none(e.arrays.get("id/correct"), s)])
+            pts.sort(key=lambda p: float(p[0] or 0.0))
         if curves:
             plots["robust"][e.name] = curves
         scores = e.result.config.get("ood_scores", [])
@@ -316,6 +344,14 @@ def _plots(entries: Sequence[ModelEntry], s: CompareSettings) -> dict[str, Any]:
                     "ood": _subsample(sood, s.max_hist_points, s.seed + 1),
                 }
     return plots
+
+
+def result_warnings(result: EvalResult) -> list[str]:
+    """The human sentences a battery run left in ``sanity["warnings"]`` (e.g. near-chance accuracy)."""
+    warns = (result.sanity or {}).get("warnings") or []
+    if isinstance(warns, str):
+        warns = [warns]
+    return [" ".join(str(w).split()) for w in warns if str(w).strip()]
 
 
 def _model_record(e: ModelEntry) -> dict[str, Any]:
@@ -338,9 +374,13 @@ def _model_record(e: ModelEntry) -> dict[str, Any]:
             "mask_hash": sp.get("mask_hash"),
         }
         layers = (e.result.details.get("sparsity") or {}).get("layers") or {}
+        # The audit lists prunable layers in execution order; "depth" keeps that order explicit so plots
+        # can align models whose layer lists differ.
         rec["layer_density"] = [
-            {"layer": k, "density": v.get("density"), "numel": v.get("numel")} for k, v in layers.items()
+            {"layer": k, "density": v.get("density"), "numel": v.get("numel"), "depth": i}
+            for i, (k, v) in enumerate(layers.items())
         ]
+        rec["warnings"] = result_warnings(e.result)
         rec["provenance"] = e.result.provenance
         rec["train_metrics"] = card.get("metrics")
     return rec
@@ -475,12 +515,16 @@ def build_group_comparison(
             mean = float(np.mean(vals))
             std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
             half = _t_half_width(vals, s.ci_level)
+            bounds = metric_bounds(name)
+            clip = f", clipped to {_range_text(bounds)}" if math.isfinite(bounds[1]) else ""
+            lo, hi = _clip_ci(mean - half, mean + half, bounds) if half is not None else (None, None)
             row["values"][g] = {
                 "value": mean,
-                "ci_low": mean - half if half is not None else None,
-                "ci_high": mean + half if half is not None else None,
+                "ci_low": lo,
+                "ci_high": hi,
                 "n": len(vals),
-                "ci_method": "t over seeds",
+                # mean +- t sd / sqrt(n) can leave a rate's range with few seeds; clipping keeps it inside.
+                "ci_method": "t over seeds" + clip,
                 "std": std,
             }
             row["seed_level"][g] = {"mean": mean, "std": std, "n": len(vals)}
@@ -509,16 +553,29 @@ def build_group_comparison(
             diffs = np.asarray(b_vals) - np.asarray(a_vals) if paired else None
             half = _t_half_width(list(diffs), s.ci_level) if diffs is not None else None
             if half is not None and d["delta"] is not None:
-                d["ci_low"], d["ci_high"] = d["delta"] - half, d["delta"] + half
+                lo_b, hi_b = metric_bounds(name)
+                width = hi_b - lo_b
+                d["ci_low"], d["ci_high"] = _clip_ci(d["delta"] - half, d["delta"] + half, (-width, width))
+            if tested:
+                _untested_verdict(d, t)
             row["deltas"][g] = d
         rows.append(row)
     _apply_holm(rows, [g for g in ok_groups if g != ref_name], s.alpha)
+    for row in rows:
+        for d in row["deltas"].values():
+            # A t-test on identical values gives p = 1; say what actually happened instead of "n.s.".
+            same = abs(d.get("delta") or 0.0) <= 1e-12
+            if d.get("zero_variance") and d.get("p_value") is not None and same:
+                d["verdict"] = "identical across seeds (zero variance)"
     order = [ref_name] + [g for g in names if g != ref_name]
     firsts = [ok_groups[g][0] for g in order if ok_groups[g]]
     example_level = build_comparison(firsts, firsts[0].name, s) if len(firsts) > 1 else None
     models = []
     for g, members in groups.items():
         rec = _model_record(members[0]) if members else {"name": g}
+        rec["warnings"] = [
+            f"{e.name}: {w}" for e in members if e.result is not None for w in result_warnings(e.result)
+        ]
         rec.update(
             {
                 "name": g,
@@ -559,6 +616,26 @@ def build_group_comparison(
         "conventions": first.conventions,
         "provenance": {"inputs": {e.name: (e.result.provenance if e.result else None) for e in all_entries}},
     }
+
+
+def _range_text(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:g}, {bounds[1]:g}]"
+
+
+def _untested_verdict(d: dict[str, Any], t: dict[str, Any]) -> None:
+    """A seed-level delta the t-test could not judge gets a verdict saying why, never a blank."""
+    test = str(t.get("test", ""))
+    if "zero variance" in test:
+        d["zero_variance"] = True
+    if d.get("p_value") is not None or d.get("delta") is None:
+        return
+    if "zero variance" in test:
+        side = "higher" if d["delta"] > 0 else "lower"
+        d["verdict"] = f"not tested (zero variance across seeds; {side} on every seed)"
+    elif "fewer than 2" in test:
+        d["verdict"] = "not tested (fewer than 2 seeds per group)"
+    else:
+        d["verdict"] = "not tested"
 
 
 def _seed_of(e: ModelEntry) -> int | None:

@@ -96,7 +96,7 @@ def reliability_figure(comp: Comparison) -> Figure | None:
             color="#4c72b0",
             edgecolor="#203864",
             linewidth=0.6,
-            label="accuracy",
+            label="accuracy per bin",
         )
         gap = keep & np.isfinite(conf)
         if gap.any():
@@ -111,9 +111,9 @@ def reliability_figure(comp: Comparison) -> Figure | None:
                 edgecolor="#d62728",
                 hatch="//",
                 linewidth=0.5,
-                label="gap to confidence",
+                label="gap to mean confidence",
             )
-        ax.plot([0, 1], [0, 1], ls="--", color="0.4", lw=1)
+        ax.plot([0, 1], [0, 1], ls="--", color="0.4", lw=1, label="perfect calibration")
         ece = _metric_value(comp, "ece", m)
         if ece is None and gap.any() and counts[gap].sum() > 0:
             # Same estimator as the metric: count-weighted mean |accuracy - confidence| over bins.
@@ -136,29 +136,77 @@ def _eps_255(eps: list[float]) -> bool:
     return all(abs(e * 255 - round(e * 255)) < 1e-6 for e in eps) and max(eps, default=0) <= 1
 
 
+ATTACK_TITLES = {
+    "fgsm": "FGSM (L∞)",
+    "pgd_linf": "PGD (L∞)",
+    "pgd_l2": "PGD (L2)",
+    "pgd": "PGD (L∞)",
+    "autoattack": "AutoAttack",
+    "apgd_ce": "APGD-CE",
+    "cw": "C&W",
+}
+
+
+def attack_title(attack: str) -> str:
+    """'pgd_linf' -> 'PGD (L∞)'; unknown names are upper-cased with spaces for underscores."""
+    if attack in ATTACK_TITLES:
+        return ATTACK_TITLES[attack]
+    head, _, norm = attack.partition("_")
+    norms = {"linf": "L∞", "l2": "L2", "l1": "L1"}
+    if norm in norms:
+        return f"{head.upper()} ({norms[norm]})"
+    return attack.replace("_", " ").upper()
+
+
+def _eps_label(e: float) -> str:
+    k = round(e * 255)
+    return "0" if k == 0 else f"{k}/255"
+
+
 def robust_figure(comp: Comparison) -> Figure | None:
-    """One panel per attack: accuracy against eps, one line per model (eps 0 is clean accuracy)."""
+    """One panel per attack: accuracy against eps, one line per model (eps 0 is clean accuracy), with
+    the 95 % Wilson interval of each point as a band where the comparison carries it."""
     data = (comp.get("plots") or {}).get("robust") or {}
     models = [m for m in ok_models(comp) if data.get(m)]
     attacks = _ordered({m: data[m] for m in models})
     if not attacks:
         return None
     colors = _colors(comp)
-    fig, axes = _new_figure(1, len(attacks), (3.6, 3.0))
+    fig, axes = _new_figure(1, len(attacks), (3.8, 3.2))
     for ax, attack in zip(axes, attacks):
-        all_eps = [float(e) for m in models for e, _ in (data[m].get(attack) or [])]
-        scale = 255.0 if all_eps and _eps_255(all_eps) else 1.0
+        all_eps = [float(p[0]) for m in models for p in (data[m].get(attack) or [])]
+        in_255 = bool(all_eps) and _eps_255(all_eps)
         for m in models:
-            pts = sorted((float(e), float(a)) for e, a in (data[m].get(attack) or []) if _finite(a))
-            if pts:
-                xs, ys = zip(*pts)
-                ax.plot(np.array(xs) * scale, ys, marker="o", ms=4, color=colors[m], label=m)
-        ax.set_title(attack, fontsize=10)
-        ax.set_xlabel("ε (/255)" if scale == 255.0 else "ε")
-        ax.set_ylabel("accuracy")
+            # Points are [eps, acc] (older comparisons) or [eps, acc, ci_low, ci_high].
+            pts = sorted(
+                (
+                    (float(p[0]), float(p[1]), *(list(p[2:4]) + [None, None])[:2])
+                    for p in (data[m].get(attack) or [])
+                    if len(p) >= 2 and _finite(p[1])
+                ),
+                key=lambda p: p[0],
+            )
+            if not pts:
+                continue
+            xs = np.array([p[0] for p in pts])
+            ys = np.array([p[1] for p in pts])
+            ax.plot(xs, ys, marker="o", ms=4, color=colors[m], label=m)
+            lo, hi = _floats([p[2] for p in pts]), _floats([p[3] for p in pts])
+            if np.isfinite(lo).any():
+                ax.fill_between(xs, lo, hi, color=colors[m], alpha=0.18, linewidth=0)
+        ax.set_title(attack_title(attack), fontsize=10)
+        if in_255:
+            ticks = sorted(set(all_eps))
+            ax.set_xticks(ticks)
+            rot = 45 if len(ticks) > 5 else 0
+            ax.set_xticklabels([_eps_label(e) for e in ticks], fontsize=7, rotation=rot)
+            ax.set_xlabel("ε (L∞, in 255ths of the pixel range)")
+        else:
+            ax.set_xlabel("ε (L2 radius, pixel units in [0, 1])" if "l2" in attack else "ε")
+        ax.set_ylabel("robust accuracy")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False)
+        ax.legend(fontsize=7, frameon=False, title="model (band: 95% CI)", title_fontsize=7)
     return fig
 
 
@@ -214,13 +262,27 @@ def roc_figure(comp: Comparison) -> Figure | None:
     return fig
 
 
+# 1 - max softmax is 0 in float32 for very confident predictions; the log axis needs a floor.
+MSP_FLOOR = 1e-7
+
+
+def msp_tail(scores: np.ndarray) -> np.ndarray:
+    """MSP scores (-max softmax) as 1 - max softmax, floored at MSP_FLOOR for a log axis."""
+    return np.maximum(1.0 + scores, MSP_FLOOR)
+
+
 def hist_figure(comp: Comparison) -> Figure | None:
-    """Rows are models, columns OOD sets: ID vs OOD score distributions for the primary score."""
+    """Rows are models, columns OOD sets: ID vs OOD score distributions for the primary score.
+
+    MSP piles up near max softmax 1 on a trained net, so its histogram is drawn as 1 - max softmax on a
+    log axis with log-spaced bins; other scores on a linear axis.
+    """
     data = (comp.get("plots") or {}).get("hist") or {}
     models, sets, scores = _models_sets_scores(comp, data)
     if not sets or not scores:
         return None
     score = _primary_score(comp, scores)
+    log_msp = score == "msp"
     fig, axes = _new_figure(len(models), len(sets), (3.4, 2.4))
     for i, m in enumerate(models):
         for j, s in enumerate(sets):
@@ -228,48 +290,78 @@ def hist_figure(comp: Comparison) -> Figure | None:
             h = (data[m].get(s) or {}).get(score) or {}
             id_s = np.asarray([x for x in h.get("id") or [] if _finite(x)], dtype=float)
             ood_s = np.asarray([x for x in h.get("ood") or [] if _finite(x)], dtype=float)
+            if log_msp:
+                id_s, ood_s = msp_tail(id_s), msp_tail(ood_s)
             both = np.concatenate([id_s, ood_s])
             if both.size:
                 # Shared bins so the two distributions are comparable bar for bar.
-                bins = np.histogram_bin_edges(both, bins=40)
-                if id_s.size:
-                    ax.hist(id_s, bins=bins, density=True, alpha=0.55, color="#1f77b4", label="ID")
-                if ood_s.size:
-                    ax.hist(ood_s, bins=bins, density=True, alpha=0.55, color="#ff7f0e", label=f"OOD: {s}")
+                if log_msp:
+                    lo, hi = float(both.min()), float(both.max())
+                    bins = np.geomspace(lo, max(hi, lo * 10), 41)
+                else:
+                    bins = np.histogram_bin_edges(both, bins=40)
+                # Bar height = fraction of the set in the bin (not a density per unit x, which on a log
+                # axis would shrink every wide bin on the right to nothing).
+                for x, color, label in ((id_s, "#1f77b4", "ID"), (ood_s, "#ff7f0e", f"OOD: {s}")):
+                    if x.size:
+                        w = np.full(x.size, 1.0 / x.size)
+                        ax.hist(x, bins=bins, weights=w, alpha=0.55, color=color, label=label)
                 ax.legend(fontsize=7, frameon=False)
+            if log_msp:
+                ax.set_xscale("log")
+                ax.set_xlabel("1 − max softmax (log; right = more OOD)", fontsize=8)
+            else:
+                ax.set_xlabel(f"{score} score (higher = more OOD)", fontsize=8)
             ax.set_title(f"{m} · {s}", fontsize=10)
-            ax.set_xlabel(f"{score} score (higher = more OOD)")
-            ax.set_yticks([])
+            ax.set_ylabel("fraction per bin", fontsize=8)
+            ax.tick_params(labelsize=7)
     return fig
 
 
 # ---------------------------------------------------------------- sparsity
 
 
+def layer_order(per_model: list[list[dict[str, Any]]]) -> list[str]:
+    """Layer names of several models in depth order, aligned where the models' layer lists differ.
+
+    Each model's layers carry ``depth`` (their position in execution order; list order where absent).
+    A layer's place is its mean relative depth (depth / (layers - 1)) over the models that have it, so a
+    deeper model's extra layers fall between the shallower model's, never after its last layer.
+    """
+    rel: dict[str, list[float]] = {}
+    first: dict[str, tuple[int, int]] = {}
+    for k, layers in enumerate(per_model):
+        depths = [d.get("depth", i) for i, d in enumerate(layers)]
+        depths = [x if _finite(x) else i for i, x in enumerate(depths)]
+        top = max(max(depths, default=0), 1)
+        for d, x in zip(layers, depths):
+            rel.setdefault(d["layer"], []).append(float(x) / top)
+            first.setdefault(d["layer"], (k, int(x)))
+    return sorted(rel, key=lambda n: (float(np.mean(rel[n])), first[n]))
+
+
 def layer_density_figure(comp: Comparison) -> Figure | None:
-    """Kept fraction of each prunable layer, one line per model, layers in network order."""
+    """Kept fraction of each prunable layer, one line per model, layers in depth (execution) order."""
     models = {m["name"]: m for m in comp.get("models", [])}
     names = [n for n in ok_models(comp) if (models[n].get("layer_density") or [])]
     if not names:
         return None
-    layers: list[str] = []
-    for n in names:
-        layers += [d["layer"] for d in models[n]["layer_density"] if d["layer"] not in layers]
+    layers = layer_order([models[n]["layer_density"] for n in names])
     index = {name: i for i, name in enumerate(layers)}
     colors = _colors(comp)
     fig = Figure(figsize=(min(max(6.0, 0.28 * len(layers) + 2), 16), 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for n in names:
-        pts = [
+        pts = sorted(
             (index[d["layer"]], d["density"]) for d in models[n]["layer_density"] if _finite(d.get("density"))
-        ]
+        )
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, marker="o", ms=3.5, lw=1.2, color=colors[n], label=n)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("density (fraction kept)")
-    ax.set_xlabel("layer")
+    ax.set_xlabel("layer (execution order, input → output)")
     ax.grid(alpha=0.3)
     if len(layers) <= 60:
         ax.set_xticks(range(len(layers)))

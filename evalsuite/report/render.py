@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -29,8 +28,22 @@ GROUP_TITLES = {
     "robust": "Adversarial robustness",
     "sparsity": "Sparsity",
 }
-_MARK_MD = {"better": "▲ better", "worse": "▼ worse", "same": "n.s.", "none": "—"}
-_MARK_TXT = {"better": "better", "worse": "WORSE", "same": "n.s.", "none": ""}
+_MARK_MD = {
+    "better": "▲ better",
+    "worse": "▼ worse",
+    "same": "n.s.",
+    "identical": "= identical",
+    "untested": "not tested (zero variance)",
+    "none": "—",
+}
+_MARK_TXT = {
+    "better": "better",
+    "worse": "WORSE",
+    "same": "n.s.",
+    "identical": "identical",
+    "untested": "not tested",
+    "none": "",
+}
 
 _SAME_WORDS = (
     "no significant",
@@ -89,7 +102,9 @@ def _alpha(comp: Comparison) -> float:
 
 
 def verdict_kind(delta: dict[str, Any] | None, higher_is_better: bool, alpha: float = 0.05) -> str:
-    """'better' | 'worse' | 'same' | 'none' for the compared model.
+    """'better' | 'worse' | 'same' | 'identical' | 'untested' | 'none' for the compared model.
+
+    'identical' and 'untested' come from seed groups with zero variance, where a t-test has nothing to say.
 
     The builder's verdict text wins when it says so plainly; otherwise the sign of the delta and the
     Holm-adjusted p-value (raw p if no Holm) decide, so a renderer never disagrees with the numbers.
@@ -97,6 +112,10 @@ def verdict_kind(delta: dict[str, Any] | None, higher_is_better: bool, alpha: fl
     if not delta:
         return "none"
     text = str(delta.get("verdict") or "").lower()
+    if text.startswith("identical"):
+        return "identical"
+    if text.startswith("not tested"):
+        return "untested"
     if text:
         if any(w in text for w in _SAME_WORDS):
             return "same"
@@ -113,6 +132,14 @@ def verdict_kind(delta: dict[str, Any] | None, higher_is_better: bool, alpha: fl
     if p >= alpha or d == 0:
         return "same"
     return "better" if (d > 0) == higher_is_better else "worse"
+
+
+def verdict_text(delta: dict[str, Any] | None, kind: str, marks: dict[str, str]) -> str:
+    """The verdict cell; an untested delta says why (zero variance, too few seeds) instead of a dash."""
+    if kind == "untested":
+        text = str((delta or {}).get("verdict") or "not tested")
+        return text if marks is not _MARK_TXT else "not tested"
+    return marks[kind]
 
 
 def best_models(row: dict[str, Any], models: list[str], digits: int = 4) -> set[str]:
@@ -221,20 +248,50 @@ def fmt_count(n: Any) -> str:
 
 
 def _plain(v: Any) -> str:
-    """A setting or convention value on one line."""
+    """A setting or convention value on one line, as words rather than JSON."""
     if isinstance(v, str):
         return v
-    return json.dumps(v, ensure_ascii=False, sort_keys=True, default=str)
+    if isinstance(v, dict):
+        return "; ".join(f"{str(k).replace('_', ' ')}: {_plain(x)}" for k, x in v.items()) or "none"
+    if isinstance(v, list | tuple):
+        return ", ".join(_plain(x) for x in v) or "none"
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
 
 
 def _one_line(s: Any) -> str:
     return " ".join(str(s if s is not None else "unknown error").split())
 
 
-def _sparsity_text(m: dict[str, Any]) -> tuple[str, str]:
+def scheme_text(m: dict[str, Any]) -> str:
+    """The sparsity scheme in words; a model without one (a foreign checkpoint) says what is known."""
     sp = m.get("sparsity") or {}
-    dens = sp.get("density")
-    return str(sp.get("scheme", "—")), (f"{dens:.4g}" if _finite(dens) else "—")
+    scheme, dens = sp.get("scheme"), sp.get("density")
+    if scheme:
+        return str(scheme)
+    if m.get("status", "ok") != "ok" and not sp:
+        return "—"
+    if _finite(dens) and dens >= 1.0:
+        return "dense (no masks)"
+    if _finite(dens):
+        return "unknown (zeros in the weights)"
+    return "unknown"
+
+
+def _sparsity_text(m: dict[str, Any]) -> tuple[str, str]:
+    dens = (m.get("sparsity") or {}).get("density")
+    return scheme_text(m), (f"{dens:.4g}" if _finite(dens) else "—")
+
+
+def model_warnings(comp: Comparison) -> list[tuple[str, str]]:
+    """(model, sentence) for every warning a result carried (``sanity["warnings"]``), models in order."""
+    out = []
+    for m in comp.get("models", []):
+        out += [(str(m["name"]), _one_line(w)) for w in m.get("warnings") or [] if str(w).strip()]
+    return out
 
 
 # ---------------------------------------------------------------- Markdown
@@ -278,9 +335,13 @@ def render_markdown(comp: Comparison) -> str:
         f"- **ID data:** {_md(id_text)}; **OOD data:** {_md(ood_text)}",
         f"- **Statistics:** {_md(_settings_line(comp))}",
         "",
-        "## Models",
-        "",
     ]
+    warns = model_warnings(comp)
+    if warns:
+        lines += ["## ⚠ Warnings", ""]
+        lines += [f"> **⚠ {_md_code(n)}:** {_md(w)}  " for n, w in warns]
+        lines.append("")
+    lines += ["## Models", ""]
     rows = []
     for m in comp.get("models", []):
         scheme, dens = _sparsity_text(m)
@@ -323,10 +384,12 @@ def render_markdown(comp: Comparison) -> str:
                 cells += [
                     fmt_delta(d),
                     fmt_p((d or {}).get("p_holm", (d or {}).get("p_value"))),
-                    _MARK_MD[kind],
+                    _md(verdict_text(d, kind, _MARK_MD)),
                 ]
             body.append(cells)
         lines += _md_table(header, body, align)
+        if _has_ci(grows):
+            lines += ["", f"*{_md(value_legend(comp))}*"]
 
     seed = _seed_table(comp)
     if seed:
@@ -337,6 +400,7 @@ def render_markdown(comp: Comparison) -> str:
         header = ["Metric"] + [f"{_md_code(g)} mean ± sd (n)" for g in names]
         body = [[f"{_md_code(name)} {arrow}", *cells] for name, arrow, cells in seed_rows]
         lines += _md_table(header, body, ["l"] + ["r"] * len(names))
+        lines += ["", f"*{_md(SEED_LEGEND)}*"]
 
     failed = failed_models(comp)
     if failed:
@@ -401,24 +465,61 @@ def _provenance_lines(prov: dict[str, Any]) -> list[str]:
 def _notes(comp: Comparison) -> list[tuple[str | None, str]]:
     """(label, text) lines closing every report: how to read it, tests, conventions, provenance."""
     notes: list[tuple[str | None, str]] = [(None, line) for line in _legend(comp)]
+    if _is_seed_comparison(comp):
+        notes.append((None, "Across seeds: " + SEED_LEGEND))
     tests = (comp.get("settings") or {}).get("tests")
     if isinstance(tests, dict):
         notes += [(f"test ({k})", _plain(v)) for k, v in tests.items()]
     elif tests:
         notes.append(("tests", _plain(tests)))
-    notes += [(str(k), _plain(v)) for k, v in (comp.get("conventions") or {}).items()]
+    for k, v in (comp.get("conventions") or {}).items():
+        # A nested convention (the statistics glossary) becomes one sentence per entry, not JSON.
+        if isinstance(v, dict):
+            notes += [(f"{k}: {str(sk).replace('_', ' ')}", _plain(sv)) for sk, sv in v.items()]
+        else:
+            notes.append((str(k), _plain(v)))
     prov = comp.get("provenance") or {}
     if prov:
         notes += [("provenance", line) for line in _provenance_lines(prov)]
     return notes
 
 
+def _is_seed_comparison(comp: Comparison) -> bool:
+    return bool(comp.get("seed_groups")) or any(row.get("seed_level") for row in comp.get("metrics", []))
+
+
+def value_legend(comp: Comparison) -> str:
+    """What '±' and '[lo, hi]' mean in the value columns of a metric table (one meaning per table)."""
+    ci = _ci_text(comp)
+    if _is_seed_comparison(comp):
+        return (
+            f"Values: mean over seeds; ± = half-width of the {ci} of the mean (t over seeds, clipped to "
+            "the metric's range); [lo, hi] where that interval is asymmetric."
+        )
+    return (
+        f"Values: estimate; ± = half-width of the {ci} (Wilson for accuracies, bootstrap otherwise); "
+        "[lo, hi] where the interval is asymmetric (rates stay within [0, 1])."
+    )
+
+
+SEED_LEGEND = "mean ± sd = mean and sample standard deviation (ddof 1) over seeds; (n) = number of seeds."
+
+
+def _has_ci(rows: list[dict[str, Any]]) -> bool:
+    """Whether any value of a table carries an interval (sparsity rows do not), so it needs the legend."""
+    return any(
+        _finite(v.get("ci_low"))
+        for row in rows
+        for v in (row.get("values") or {}).values()
+        if isinstance(v, dict)
+    )
+
+
 def _legend(comp: Comparison) -> list[str]:
     ref = comp.get("reference")
     mt = _mt(comp)
     return [
-        f"Values are point estimates with the {_ci_text(comp)}: '± h' when the interval is symmetric, "
-        "'[lo, hi]' when not; exact bounds are in metrics.csv.",
+        value_legend(comp) + " Exact bounds are in metrics.csv.",
         f"Δ = model − {ref} on the same examples (paired), with its {_ci_text(comp)}; "
         f"p is {mt}. ↑ / ↓: higher / lower is better.",
         f"Verdict at α = {_alpha(comp):g} from the model's side: better, worse, or n.s. (no significant "
@@ -442,6 +543,7 @@ _TEX_ESCAPES = {
     # OT1 fonts print < and > as inverted punctuation.
     "<": r"\textless{}",
     ">": r"\textgreater{}",
+    "±": r"\ensuremath{\pm}",
 }
 
 
@@ -485,77 +587,121 @@ def _tex_p(p: Any) -> str:
     return "$<$0.001" if p < 0.001 else f"{p:.3f}"
 
 
-_TEX_VERDICT = {"better": "better", "worse": r"\textbf{worse}", "same": "n.s.", "none": "---"}
+_TEX_VERDICT = {
+    "better": "better",
+    "worse": r"\textbf{worse}",
+    "same": "n.s.",
+    "identical": "identical",
+    "untested": "not tested",
+    "none": "---",
+}
+# Column budget of one tabular: with more models the table is split into value tables of at most
+# TEX_MAX_VALUE_MODELS models and difference tables of at most TEX_MAX_DELTA_MODELS compared models.
+TEX_MAX_VALUE_MODELS = 3
+TEX_MAX_DELTA_MODELS = 2
+TEX_MAX_COLUMNS = 1 + 3 * TEX_MAX_DELTA_MODELS
+# Shrinks a tabular wider than the text to the text width (never enlarges one); graphicx evaluates
+# \width as the natural width of the box inside the size argument.
+_TEX_FIT_OPEN = r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
+
+
+def _chunks(xs: list[str], k: int) -> list[list[str]]:
+    return [xs[i : i + k] for i in range(0, len(xs), k)]
+
+
+def tex_layout(models: list[str], shown: list[str]) -> list[tuple[list[str], list[str]]]:
+    """(models whose values, compared models whose Δ/p/verdict) each tabular of a group shows.
+
+    Two models fit one tabular (6 columns); more are split so no tabular exceeds TEX_MAX_COLUMNS.
+    """
+    if 1 + len(models) + 3 * len(shown) <= TEX_MAX_COLUMNS:
+        return [(models, shown)]
+    parts: list[tuple[list[str], list[str]]] = [(c, []) for c in _chunks(models, TEX_MAX_VALUE_MODELS)]
+    parts += [([], c) for c in _chunks(shown, TEX_MAX_DELTA_MODELS)]
+    return parts
+
+
+def _tex_tabular(
+    grows: list[dict[str, Any]], models: list[str], vmodels: list[str], shown: list[str], comp: Comparison
+) -> list[str]:
+    ref = comp.get("reference")
+    alpha = _alpha(comp)
+    ncols = 1 + len(vmodels) + 3 * len(shown)
+    spec = "l" + "r" * len(vmodels) + "rrl" * len(shown)
+    out = [_TEX_FIT_OPEN, rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
+    head1 = ["Metric"] + [tex_escape(m) for m in vmodels]
+    head1 += [rf"\multicolumn{{3}}{{c}}{{{tex_escape(o)} vs {tex_escape(ref)}}}" for o in shown]
+    out.append(" & ".join(head1) + r" \\")
+    if shown:
+        rules = []
+        for i in range(len(shown)):
+            start = 2 + len(vmodels) + 3 * i
+            rules.append(rf"\cmidrule(lr){{{start}-{start + 2}}}")
+        out.append(" ".join(rules))
+        head2 = [""] * (1 + len(vmodels)) + [r"$\Delta$ [CI]", r"$p$", "verdict"] * len(shown)
+        out.append(" & ".join(head2) + r" \\")
+    out.append(r"\midrule")
+    for row in grows:
+        arrow = r"$\uparrow$" if row.get("higher_is_better", True) else r"$\downarrow$"
+        best = best_models(row, models)  # best among all models, even those in another part
+        cells = [f"{tex_escape(row['name'])} {arrow}"]
+        cells += [_tex_value((row.get("values") or {}).get(m), m in best) for m in vmodels]
+        for o in shown:
+            d = (row.get("deltas") or {}).get(o)
+            kind = verdict_kind(d, row.get("higher_is_better", True), alpha)
+            cells += [
+                _tex_delta(d),
+                _tex_p((d or {}).get("p_holm", (d or {}).get("p_value"))),
+                _TEX_VERDICT[kind],
+            ]
+        assert len(cells) == ncols
+        out.append(" & ".join(cells) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", "}"]
+    return out
 
 
 def render_latex(comp: Comparison) -> str:
-    """One booktabs ``table`` per metric group. Needs only ``\\usepackage{booktabs}``."""
+    """Booktabs tables per metric group, split into parts when there are many models, each shrunk to
+    the text width if wider. Needs ``\\usepackage{booktabs}`` and ``\\usepackage{graphicx}``."""
     ref = comp.get("reference")
     models = ok_models(comp)
     others = other_models(comp)
     alpha = _alpha(comp)
     mt = _mt(comp)
     out = [
-        "% evalsuite comparison tables; requires \\usepackage{booktabs}.",
-        f"% Reference: {tex_escape(ref)}. Values: estimate with {tex_escape(_ci_text(comp))} "
-        "(\\pm half-width, or [lo, hi] if asymmetric).",
+        "% evalsuite comparison tables; requires \\usepackage{booktabs} and \\usepackage{graphicx}.",
+        f"% Reference: {tex_escape(ref)}. {tex_escape(value_legend(comp))}",
     ]
     out += [
         f"% FAILED model {tex_escape(m['name'])}: {tex_escape(m.get('error'))}" for m in failed_models(comp)
     ]
+    out += [f"% WARNING {tex_escape(n)}: {tex_escape(w)}" for n, w in model_warnings(comp)]
+    warn = model_warnings(comp)
+    if warn:
+        # Also on the page: a comment alone would be lost once the tables are pasted into a paper.
+        out += ["", r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{p{0.95\linewidth}}"]
+        out += [rf"\textbf{{Warning ({tex_escape(n)}):}} {tex_escape(w)} \\" for n, w in warn]
+        out += [r"\end{tabular}", r"\caption{Warnings raised by the evaluation.}", r"\end{table}"]
     for group, grows in grouped_rows(comp):
         shown = _compared(grows, others)
-        ncols = 1 + len(models) + 3 * len(shown)
-        spec = "l" + "r" * len(models) + "rrl" * len(shown)
+        parts = tex_layout(models, shown)
         label = "".join(c if c.isalnum() else "-" for c in group)
-        out += [
-            "",
-            r"\begin{table}[t]",
-            r"\centering",
-            r"\small",
-            rf"\begin{{tabular}}{{{spec}}}",
-            r"\toprule",
-        ]
-        head1 = ["Metric"] + [tex_escape(m) for m in models]
-        head1 += [rf"\multicolumn{{3}}{{c}}{{{tex_escape(o)} vs {tex_escape(ref)}}}" for o in shown]
-        out.append(" & ".join(head1) + r" \\")
-        if shown:
-            rules = []
-            for i in range(len(shown)):
-                start = 2 + len(models) + 3 * i
-                rules.append(rf"\cmidrule(lr){{{start}-{start + 2}}}")
-            out.append(" ".join(rules))
-            head2 = [""] * (1 + len(models)) + [r"$\Delta$ [CI]", r"$p$", "verdict"] * len(shown)
-            out.append(" & ".join(head2) + r" \\")
-        out.append(r"\midrule")
-        for row in grows:
-            arrow = r"$\uparrow$" if row.get("higher_is_better", True) else r"$\downarrow$"
-            best = best_models(row, models)
-            cells = [f"{tex_escape(row['name'])} {arrow}"]
-            cells += [_tex_value((row.get("values") or {}).get(m), m in best) for m in models]
-            for o in shown:
-                d = (row.get("deltas") or {}).get(o)
-                kind = verdict_kind(d, row.get("higher_is_better", True), alpha)
-                cells += [
-                    _tex_delta(d),
-                    _tex_p((d or {}).get("p_holm", (d or {}).get("p_value"))),
-                    _TEX_VERDICT[kind],
-                ]
-            assert len(cells) == ncols
-            out.append(" & ".join(cells) + r" \\")
-        caption = (
-            f"{tex_escape(group_title(group))}. Estimates with {tex_escape(_ci_text(comp))}; "
-            rf"$\Delta$ = model $-$ {tex_escape(ref)} (paired); $p$ {tex_escape(mt)}; "
-            rf"verdict at $\alpha={alpha:g}$. $\uparrow$/$\downarrow$: higher/lower is better"
-            + ("." if group == "sparsity" else "; best in bold.")
-        )
-        out += [
-            r"\bottomrule",
-            r"\end{tabular}",
-            rf"\caption{{{caption}}}",
-            rf"\label{{tab:evalsuite-{label}}}",
-            r"\end{table}",
-        ]
+        legend = tex_escape(value_legend(comp)) + " " if _has_ci(grows) else ""
+        for k, (vmodels, pshown) in enumerate(parts):
+            what = ""
+            if len(parts) > 1:
+                kind = "values" if vmodels else f"differences from {tex_escape(ref)}"
+                what = f" (part {k + 1} of {len(parts)}: {kind})"
+            caption = (
+                f"{tex_escape(group_title(group))}{what}. {legend}"
+                rf"$\Delta$ = model $-$ {tex_escape(ref)} (paired); $p$ {tex_escape(mt)}; "
+                rf"verdict at $\alpha={alpha:g}$. $\uparrow$/$\downarrow$: higher/lower is better"
+                + ("." if group == "sparsity" else "; best in bold.")
+            )
+            suffix = f"-{k + 1}" if len(parts) > 1 else ""
+            out += ["", r"\begin{table}[t]", r"\centering", r"\small"]
+            out += _tex_tabular(grows, models, vmodels, pshown, comp)
+            out += [rf"\caption{{{caption}}}", rf"\label{{tab:evalsuite-{label}{suffix}}}", r"\end{table}"]
     return "\n".join(out) + "\n"
 
 
@@ -646,6 +792,10 @@ def render_terminal(comp: Comparison) -> str:
         f"data: {id_text}; OOD: {ood_text}",
         _settings_line(comp),
     ]
+    warns = model_warnings(comp)
+    if warns:
+        lines.append("")
+        lines += [f"WARNING {n}: {w}" for n, w in warns]
     for group, grows in grouped_rows(comp):
         shown = _compared(grows, others)
         header = ["metric", ""] + models + [f"Δ {o}" for o in shown]
@@ -658,7 +808,8 @@ def render_terminal(comp: Comparison) -> str:
                 d = (row.get("deltas") or {}).get(o)
                 kind = verdict_kind(d, row.get("higher_is_better", True), alpha)
                 if d and _finite(d.get("delta")):
-                    cells.append(f"{fmt_num(d['delta'], signed=True):>9}  {_MARK_TXT[kind]}".rstrip())
+                    mark = verdict_text(d, kind, _MARK_TXT)
+                    cells.append(f"{fmt_num(d['delta'], signed=True):>9}  {mark}".rstrip())
                 else:
                     cells.append("")
             table.append(cells)
@@ -695,6 +846,8 @@ td.best { font-weight: 700; }
 .v-worse { background: #ffebe9; color: #a40e26; font-weight: 700; }
 .v-same { color: #57606a; }
 .failed { border-left: 4px solid #cf222e; background: #fff5f5; padding: .5rem 1rem; }
+.warnings { border-left: 4px solid #bf8700; background: #fff8c5; padding: .5rem 1rem; }
+p.legend { color: #57606a; font-size: .9em; margin-top: -.5rem; }
 figure { margin: 1rem 0 2rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 figcaption { color: #57606a; }
@@ -703,11 +856,14 @@ ul.notes li { margin: .2rem 0; }
 """
 
 PLOT_TITLES = {
-    "reliability": "Reliability diagrams",
-    "robust": "Robust accuracy against attack strength",
-    "ood_roc": "OOD detection: ROC curves",
-    "ood_hist": "OOD detection: score histograms",
-    "layer_density": "Per-layer density",
+    "reliability": "Reliability diagrams, one panel per model: accuracy per confidence bin (bars), gap to "
+    "the bin's mean confidence (hatched), perfect calibration (dashed diagonal)",
+    "robust": "Robust accuracy against attack strength, one panel per attack (ε in 255ths for L∞, pixel "
+    "units for L2; ε = 0 is clean accuracy; shaded: 95% Wilson CI)",
+    "ood_roc": "OOD detection: ROC curves (OOD positive), AUROC in the legend",
+    "ood_hist": "OOD detection: score histograms of ID and OOD examples (MSP drawn as 1 − max softmax on "
+    "a log axis, so confidences piled up near 1 stay apart)",
+    "layer_density": "Per-layer density, layers in execution order (depth), aligned across models",
 }
 
 
@@ -751,8 +907,13 @@ def render_html(comp: Comparison, images: dict[str, bytes] | None = None) -> str
         f"<li><b>ID data:</b> {_h(id_text)}; <b>OOD data:</b> {_h(ood_text)}</li>",
         f"<li><b>Statistics:</b> {_h(_settings_line(comp))}</li>",
         "</ul>",
-        '<h2 id="models">Models</h2>',
     ]
+    warns = model_warnings(comp)
+    if warns:
+        out += ['<h2 id="warnings">⚠ Warnings</h2>', '<div class="warnings"><ul>']
+        out += [f"<li><b>⚠ <code>{_h(n)}</code>:</b> {_h(w)}</li>" for n, w in warns]
+        out += ["</ul></div>"]
+    out.append('<h2 id="models">Models</h2>')
     rows = []
     for m in comp.get("models", []):
         scheme, dens = _sparsity_text(m)
@@ -798,10 +959,12 @@ def render_html(comp: Comparison, images: dict[str, bytes] | None = None) -> str
                 cells += [
                     f'<td class="num v-{kind}">{_h(fmt_delta(d))}</td>',
                     f'<td class="num v-{kind}">{_h(p)}</td>',
-                    f'<td class="v-{kind}" title="{tip}">{_h(_MARK_MD[kind])}</td>',
+                    f'<td class="v-{kind}" title="{tip}">{_h(verdict_text(d, kind, _MARK_MD))}</td>',
                 ]
             body.append(cells)
         out += _html_table(th, body)
+        if _has_ci(grows):
+            out.append(f'<p class="legend">{_h(value_legend(comp))}</p>')
 
     seed = _seed_table(comp)
     if seed:
@@ -818,6 +981,7 @@ def render_html(comp: Comparison, images: dict[str, bytes] | None = None) -> str
             for name, arrow, cells in seed_rows
         ]
         out += _html_table(th, body)
+        out.append(f'<p class="legend">{_h(SEED_LEGEND)}</p>')
 
     failed = failed_models(comp)
     if failed:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from evalsuite.bench.history import history_html, history_png, history_table, plot_history
+from evalsuite.bench.history import history_figure, history_html, history_png, history_table, plot_history
 from evalsuite.bench.store import MetricRow, ModelRun, ResultStore
 
 
@@ -40,13 +40,15 @@ def df(tmp_path: Path) -> pd.DataFrame:
 def test_history_table(df: pd.DataFrame) -> None:
     text = history_table(df)
     lines = text.splitlines()
-    assert lines[0].split()[:2] == ["model", "metric"] and lines[0].split()[-4:] == ["#1", "#2", "#3", "#4"]
-    assert "2024-06-01" in lines[1] and "v1" in lines[1]  # tag shown instead of the date
+    # Columns are dated; run ids and tags on the line below.
+    assert lines[0].split()[:2] == ["model", "metric"]
+    assert lines[0].split()[-4:] == ["2024-06-01", "2024-06-02", "2024-06-03", "2024-06-04"]
+    assert lines[1].split() == ["#1", "#2", "v1", "#3", "#4"]
     assert len(lines) == 2 + 5  # one row per (model, metric)
     acc = next(line for line in lines if line.startswith("dense") and " accuracy " in line)
     assert acc.split()[-4:] == ["0.9", "0.91", "0.92", "0.93"] and "↑" in acc
     assert "270003" in text  # counts in full
-    assert history_table(df, last=2).splitlines()[0].split()[-2:] == ["#3", "#4"]
+    assert history_table(df, last=2).splitlines()[1].split() == ["#3", "#4"]
     only = history_table(df, metrics=["ece"])
     assert len(only.splitlines()) == 3 and "ece" in only
     assert history_table(df.iloc[0:0]) == "no runs\n"
@@ -70,7 +72,50 @@ def test_history_png_and_html(df: pd.DataFrame, tmp_path: Path) -> None:
     assert "@import" not in page and "url(" not in page
     assert "erk&lt;&amp;&gt;" in page and "erk<&>" not in page and "smoke &lt;history&gt;" in page
     assert "rev3abcdef01" in page and "<table>" in page
+    assert "<th>2024-06-03<br><small>#3</small></th>" in page and "#2 v1" in page
     assert "no runs" in history_html(df.iloc[0:0], None)
+
+
+def test_history_figure_panels_per_group_dated_and_labelled(df: pd.DataFrame) -> None:
+    import matplotlib.dates as mdates
+
+    fig = history_figure(df)
+    axes = [ax for ax in fig.axes if ax.axison]
+    titles = [ax.get_title() for ax in axes]
+    assert titles == ["Clean", "Calibration", "Adversarial robustness", "Sparsity (counts)"]
+    clean = axes[0]
+    labels = [t.get_text() for t in clean.get_legend().get_texts()]
+    assert labels == ["dense · accuracy ↑", "erk<&> · accuracy ↑"]
+    robust = axes[2].get_legend().get_texts()[0].get_text()
+    assert robust == "dense · pgd_linf 8/255 ↑"
+    for ax in axes:
+        # A date axis: the locator and formatter are matplotlib's date ones, the data are day numbers.
+        assert isinstance(ax.xaxis.get_major_locator(), mdates.AutoDateLocator)
+        assert isinstance(ax.xaxis.get_major_formatter(), mdates.ConciseDateFormatter)
+        assert ax.get_xlabel() == "run date (UTC)"
+    xs = clean.get_lines()[0].get_xdata()
+    assert [mdates.num2date(mdates.date2num(x)).strftime("%Y-%m-%d") for x in xs] == [
+        "2024-06-01",
+        "2024-06-02",
+        "2024-06-03",
+        "2024-06-04",
+    ]
+    assert any(t.get_text() == "v1" for t in clean.texts)  # the tagged run is marked
+    # A selection still groups by metric group.
+    sel = history_figure(df, metrics=["accuracy", "ece", "robust/pgd_linf/8_255/accuracy"])
+    assert [ax.get_title() for ax in sel.axes if ax.axison] == [
+        "Clean",
+        "Calibration",
+        "Adversarial robustness",
+    ]
+
+
+def test_history_without_dates_falls_back_to_run_numbers(df: pd.DataFrame) -> None:
+    undated = df.assign(started=None)
+    fig = history_figure(undated)
+    ax = next(a for a in fig.axes if a.axison)
+    assert ax.get_xlabel() == "run" and list(ax.get_lines()[0].get_xdata()) == [1, 2, 3, 4]
+    assert history_table(undated).splitlines()[0].split()[-4:] == ["?"] * 4
 
 
 def test_no_pyplot_no_torch() -> None:

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from evalsuite.report.plots import figure_bytes, make_plots, reliability_figure, robust_figure, save_plots
+from evalsuite.report.plots import (
+    attack_title,
+    figure_bytes,
+    hist_figure,
+    layer_density_figure,
+    layer_order,
+    make_plots,
+    reliability_figure,
+    robust_figure,
+    save_plots,
+)
 
 KINDS = {"reliability", "robust", "ood_roc", "ood_hist", "layer_density"}
 
@@ -53,11 +64,92 @@ def test_reliability_panels_and_ece_titles(comparison):
 
 def test_robust_panel_per_attack_line_per_model(comparison):
     fig = make_plots(comparison)["robust"]
-    assert [ax.get_title() for ax in fig.axes] == ["pgd_linf", "fgsm"]
+    assert [ax.get_title() for ax in fig.axes] == ["PGD (L∞)", "FGSM (L∞)"]
     for ax in fig.axes:
         assert [line.get_label() for line in ax.get_lines()] == ["dense", "erk-0.1", "uniform-0.2"]
-        assert ax.get_xlabel() == "ε (/255)"
-        assert max(ax.get_lines()[0].get_xdata()) == pytest.approx(8)
+        assert ax.get_xlabel().startswith("ε (L∞")
+        assert max(ax.get_lines()[0].get_xdata()) == pytest.approx(8 / 255)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "2/255", "4/255", "8/255"]
+
+
+def test_robust_ci_bands(make_comparison):
+    comp = make_comparison()
+    for curves in comp["plots"]["robust"].values():
+        for pts in curves.values():
+            for p in pts:
+                p += [max(0.0, p[1] - 0.05), min(1.0, p[1] + 0.05)]
+    fig = robust_figure(comp)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 3  # one band per model
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() >= 0.0 and band[:, 1].max() <= 1.0
+    # Older comparisons (points without CIs) still plot, without bands.
+    assert len(robust_figure(make_comparison()).axes[0].collections) == 0
+
+
+@pytest.mark.parametrize(
+    ("attack", "title"), [("pgd_l2", "PGD (L2)"), ("apgd_linf", "APGD (L∞)"), ("square", "SQUARE")]
+)
+def test_attack_titles(attack, title):
+    assert attack_title(attack) == title
+
+
+def test_reliability_legend_is_complete(comparison):
+    fig = reliability_figure(comparison)
+    for ax in (a for a in fig.axes if a.get_visible()):
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert labels == ["perfect calibration", "accuracy per bin", "gap to mean confidence"]
+
+
+def test_msp_histogram_on_log_tail_axis(make_comparison):
+    comp = make_comparison()
+    rng = np.random.default_rng(0)
+    # A trained net: ID confidences pile up within 1e-4 of 1, OOD ones a little lower.
+    for m in comp["plots"]["hist"]:
+        comp["plots"]["hist"][m]["svhn"]["msp"] = {
+            "id": (-(1 - 10 ** rng.uniform(-6, -3, 300))).tolist(),
+            "ood": (-(1 - 10 ** rng.uniform(-3, -0.5, 300))).tolist(),
+        }
+    comp["metrics"].insert(0, {"name": "ood/svhn/msp/auroc", "group": "ood", "values": {}, "deltas": {}})
+    fig = hist_figure(comp)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel().startswith("1 − max softmax")
+    id_bars = [p for p in ax.patches if p.get_label() != "_nolegend_"][:1]
+    heights = np.array([p.get_height() for p in ax.containers[0]])
+    lefts = np.array([p.get_x() for p in ax.containers[0]])
+    # The ID mass is spread over many bins between 1e-6 and 1e-3, not squashed into one bar.
+    assert id_bars and (heights[(lefts >= 1e-6) & (lefts < 1e-3)] > 0).sum() >= 10
+    # The energy score keeps its linear axis.
+    comp["metrics"].pop(0)
+    comp["metrics"] = [r for r in comp["metrics"] if "msp" not in r["name"]]
+    assert hist_figure(comp).axes[0].get_xscale() == "linear"
+
+
+def test_layer_order_by_depth_across_models():
+    shallow = [{"layer": n, "depth": i} for i, n in enumerate(["stem", "block1", "zhead"])]
+    deep = [{"layer": n, "depth": i} for i, n in enumerate(["stem", "block1", "block2", "block3", "zhead"])]
+    # Names in neither alphabetical nor first-seen order: depth decides.
+    assert layer_order([shallow, deep]) == ["stem", "block1", "block2", "block3", "zhead"]
+    rev = [{"layer": n, "depth": i} for i, n in enumerate(["z.conv", "a.conv", "m.fc"])]
+    assert layer_order([rev]) == ["z.conv", "a.conv", "m.fc"]
+    # No depth recorded (older comparisons): list order is the depth.
+    assert layer_order([[{"layer": "b"}, {"layer": "a"}]]) == ["b", "a"]
+
+
+def test_layer_density_plot_aligns_models(make_comparison):
+    comp = make_comparison()
+    names = ["stem", "block1", "block2", "block3", "zhead"]
+    comp["models"][0]["layer_density"] = [
+        {"layer": n, "density": 1.0, "numel": 10, "depth": i} for i, n in enumerate(names)
+    ]
+    comp["models"][1]["layer_density"] = [
+        {"layer": n, "density": 0.1, "numel": 10, "depth": i}
+        for i, n in enumerate(["stem", "block1", "zhead"])
+    ]
+    comp["models"][2].pop("layer_density")
+    ax = layer_density_figure(comp).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    assert list(ax.get_lines()[1].get_xdata()) == [0, 1, 4]  # the shallow model's head sits at the end
 
 
 def test_only_plots_with_data(make_comparison):

@@ -175,13 +175,14 @@ def test_latex_structure_and_best(comparison):
     tex = render_latex(comparison)
     _check_balanced_latex(tex)
     _check_columns(tex)
-    assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == tex.count(r"\begin{tabular}") == 5
-    assert tex.count(r"\midrule") == 5
+    # Three models: each tested group splits into a value table and a difference table; sparsity has one.
+    assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == tex.count(r"\begin{tabular}") == 9
+    assert tex.count(r"\midrule") == 9
     assert r"ece $\downarrow$" in tex and r"accuracy $\uparrow$" in tex
-    ece_line = next(line for line in tex.splitlines() if line.startswith("ece "))
-    cells = ece_line.split(" & ")
+    values_line, delta_line = [line for line in tex.splitlines() if line.startswith("ece ")]
+    cells = values_line.split(" & ")
     assert cells[2].startswith(r"\textbf{0.0240}") and r"\textbf" not in cells[1] + cells[3]
-    assert r"$-0.0070\,[-0.0130, -0.0010]$" in ece_line
+    assert r"$-0.0070\,[-0.0130, -0.0010]$" in delta_line
     assert "robust/pgd\\_linf/8\\_255/accuracy" in tex
     assert "% FAILED model broken" in tex
 
@@ -204,8 +205,10 @@ def test_tex_escape_is_single_pass():
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_latex_compiles(make_comparison, tmp_path):
     comp = make_comparison(names=("dense", NASTY, "uniform-0.2"))
+    comp["models"][1]["warnings"] = ["accuracy near chance & 50% off: check normalization (--mean/--std)"]
     doc = (
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage[margin=1cm,landscape]{geometry}\n"
+        # Portrait A4: wide tables must shrink to the text width rather than run off the page.
+        "\\documentclass[a4paper]{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
         "\\begin{document}\n" + render_latex(comp) + "\\end{document}\n"
     )
     (tmp_path / "t.tex").write_text(doc, encoding="utf-8")
@@ -218,6 +221,7 @@ def test_latex_compiles(make_comparison, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert (tmp_path / "t.pdf").read_bytes().startswith(b"%PDF")
+    assert "Overfull \\hbox" not in (tmp_path / "t.log").read_text(errors="replace")
 
 
 # ---------------------------------------------------------------- CSV

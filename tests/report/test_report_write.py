@@ -42,7 +42,7 @@ def test_full_report(report_dir, comparison):
     assert "robust/pgd_linf/8_255/accuracy" in md
     html = (report_dir / "report.html").read_text(encoding="utf-8")
     assert html.count("<img ") == 5
-    assert (report_dir / "tables.tex").read_text(encoding="utf-8").count(r"\toprule") == 5
+    assert (report_dir / "tables.tex").read_text(encoding="utf-8").count(r"\toprule") == 9
     # Ordinary permissions, not tempfile's private 0700.
     assert report_dir.stat().st_mode & 0o055 == (0o755 & ~_umask()) & 0o055
 
