@@ -20,7 +20,20 @@ def smoke_store(tmp_path_factory):
     mp.setenv("EVALSUITE_CACHE", str(tmp / "cache"))
     for _ in range(2):
         assert (
-            main(["-q", "bench", "run", "smoke", "--store", str(store), "--work-dir", str(tmp / "work")]) == 0
+            main(
+                [
+                    "-q",
+                    "bench",
+                    "run",
+                    "smoke",
+                    "--store",
+                    str(store),
+                    "--work-dir",
+                    str(tmp / "work"),
+                    "--cache",
+                ]
+            )
+            == 0
         )
     yield tmp, store
     mp.undo()
