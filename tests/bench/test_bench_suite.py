@@ -76,7 +76,8 @@ def test_trust_and_code_only_from_the_caller(tmp_path):
     (tmp_path / "a.pt").write_bytes(b"x")
     text = '[[models]]\nname = "a"\ncheckpoint = "a.pt"\narch = "pkg.mod:build"\n'
     p = _write(tmp_path, text)
-    with pytest.raises(UsageError, match=rf"{p}:4: model 'a': arch = 'pkg.mod:build' names code.*--trust-suite"):
+    want = rf"{p}:4: model 'a': arch = 'pkg.mod:build' names code.*--trust-suite"
+    with pytest.raises(UsageError, match=want):
         load_suite(str(p))
     assert load_suite(str(p), trust=True).models[0].load["arch"] == "pkg.mod:build"
     assert not load_suite(str(p), loading=False).checked_for_run  # read for its name only
