@@ -336,7 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
     b_run.add_argument("--epochs", type=int, help="override every train recipe's epochs (quick runs)")
     b_run.add_argument("--limit-train", type=int, help="train recipes on a seeded stratified subset")
     b_run.add_argument("--device", help="auto, cpu, cuda")
-    b_run.add_argument("--no-cache", action="store_true")
+    cache = b_run.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache", action="store_true", help="reuse cached evaluations (default: evaluate afresh)"
+    )
+    cache.add_argument("--no-cache", action="store_true", help="the default; kept for old scripts")
+    b_run.add_argument(
+        "--trust-suite",
+        action="store_true",
+        help="let the suite enable trust_checkpoint and name code (arch = 'file.py:fn'): trusted suites only",
+    )
     b_check.add_argument(
         "--baseline", default="previous", help="previous | tag:NAME | RUN_ID | path/to/baseline.json"
     )
@@ -437,13 +446,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from evalsuite.bench.store import ResultStore
     from evalsuite.bench.suite import load_suite
 
-    suite = load_suite(args.suite)
     action = args.bench_command
-    store = ResultStore(args.store, create=action == "run")
     if action == "run":
         from evalsuite.battery import parse_list
         from evalsuite.bench.runner import Overrides, run_suite
 
+        suite = load_suite(args.suite, trust=args.trust_suite)
         ov = Overrides(
             data=args.data,
             ood=list(parse_list(args.ood)) if args.ood else None,
@@ -456,46 +464,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             limit_train=args.limit_train,
         )
-        run_id = run_suite(
+        outcome = run_suite(
             suite,
-            store,
+            Path(args.store),
             ov,
             Path(args.work_dir) if args.work_dir else None,
             progress=not args.quiet,
             note=args.note,
             tag=args.tag,
-            cache=not args.no_cache,
+            cache=args.cache,
         )
-        info = store.get_run(run_id, suite.name)
-        print(f"run {run_id} of {suite.name}: {len(suite.models)} models in {args.store} ({info.started})")
+        ok = outcome.models - len(outcome.failures)
+        print(f"run {outcome.run_id} of {suite.name}: {ok} of {outcome.models} models stored in {args.store}")
+        if outcome.failures:
+            failed = "; ".join(f"model {m!r} failed: {r}" for m, r in outcome.failures.items())
+            msg = f"run {outcome.run_id} stored as incomplete: {failed}"
+            print(f"evalsuite bench: error: {msg}", file=sys.stderr)
+            return 1
         return 0
+    # the other actions read the suite for its name and tolerances only: nothing is loaded or trusted
+    suite = load_suite(args.suite, loading=False)
+    store = ResultStore(args.store, create=False)
     if action == "check":
-        from evalsuite.bench.gate import check, load_baseline
+        from evalsuite.bench.gate import check_run
 
-        new = store.get_run(args.run, suite.name)
-        if args.baseline.endswith(".json"):
-            base_suite, base_metrics = load_baseline(args.baseline)
-            if base_suite != suite.name:
-                raise CLIUsageError(
-                    f"baseline {args.baseline} is for suite {base_suite!r}, not {suite.name!r}"
-                )
-            label = args.baseline
-        else:
-            base = (
-                store.get_run(args.baseline, suite.name)
-                if args.baseline != "previous"
-                else store.previous(suite.name, new.id)
-            )
-            if base is None:
-                raise CLIUsageError(
-                    f"run {new.id} is the first of {suite.name}: no previous run to check against"
-                )
-            base_metrics = store.metrics(base.id)
-            label = f"run {base.id} ({base.started}{', tag ' + base.tag if base.tag else ''})"
-        report = check(store.metrics(new.id), base_metrics, suite.tolerances)
-        print(f"{suite.name}: run {new.id} ({new.started}) against {label}")
-        print(report.format())
-        return 0 if report.ok else 1
+        verdict = check_run(store, suite.name, suite.tolerances, args.run, args.baseline)
+        print(verdict.format(), end="")
+        return 0 if verdict.ok else 1
     if action == "history":
         from evalsuite.bench.history import history_html, history_table, plot_history
 
@@ -520,6 +515,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from evalsuite.core.io import atomic_write_text
 
         info = store.get_run(args.run, suite.name)
+        if not info.complete:
+            failed = ", ".join(store.failures(info.id))
+            raise CLIUsageError(f"run {info.id} is incomplete ({failed} failed); a baseline needs a full run")
         atomic_write_text(args.out, baseline_to_json(suite.name, info, store.metrics(info.id)))
         print(f"wrote {args.out} from run {info.id}")
         return 0

@@ -154,13 +154,14 @@ def test_bench_command_line_paths_are_relative_to_the_current_folder(tmp_path, m
         raise SystemExit
 
     monkeypatch.setattr(runner, "evaluate_with_arrays", fake_eval)
+    monkeypatch.setattr(runner, "check_inputs", lambda *a, **k: None)  # the files named here do not exist
     monkeypatch.chdir(tmp_path)
     ov = runner.Overrides(data="npz:mine/test.npz", ood=["x=npz:mine/ood.npz"])
     with pytest.raises(SystemExit):
-        runner.run_suite(load_suite("smoke"), store=None, ov=ov)  # type: ignore[arg-type]
+        runner.run_suite(load_suite("smoke"), store=tmp_path / "r.db", ov=ov)
     assert captured == {"data": "npz:mine/test.npz", "ood": ["x=npz:mine/ood.npz"]}
     with pytest.raises(SystemExit):
-        runner.run_suite(load_suite("smoke"), store=None)  # type: ignore[arg-type]
+        runner.run_suite(load_suite("smoke"), store=tmp_path / "r.db")
     assert captured["ood"] == ["photos", "gaussian"] and captured["data"] == "digits"
     assert os.getcwd() == str(tmp_path)
     json.dumps(captured)

@@ -10,6 +10,9 @@ Semantics (what a nightly job relies on):
 - A baseline metric (or whole model) absent from the new run, or whose new value is not finite, is
   **missing** and fails the gate: a check that silently stopped running must not pass as "no regression".
 - Metrics only in the new run are listed as **new** and never fail. Improvements are reported, never failed.
+- A run in which a model failed (stored as failed, with its reason) is **incomplete**: ``check_run`` fails
+  it and names each failed model and why, whatever the baseline says. ``previous`` means the last
+  *complete* run before it, and an incomplete run is refused as a baseline.
 - A baseline value that is not finite cannot be compared: the row is unchanged, with a note.
 
 Tolerances, per metric, from a table of fnmatch patterns (``"robust/*"``, ``"ood/*/auroc"``, ``"ece"``,
@@ -38,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalsuite.bench.store import MetricRow, RunInfo
+from evalsuite.bench.store import MetricRow, ResultStore, RunInfo
 from evalsuite.core.errors import DataError, UsageError
 from evalsuite.core.results import metric_direction
 
@@ -282,8 +285,11 @@ def check(
     | None = None,
     baseline_label: str = "baseline",
     new_label: str = "new",
+    failed: Mapping[str, str] | None = None,
 ) -> GateReport:
-    """Compare ``new`` against ``baseline`` ({model: {metric: MetricRow}}); see the module docstring."""
+    """Compare ``new`` against ``baseline`` ({model: {metric: MetricRow}}); see the module docstring.
+    ``failed`` ({model: reason}) names the new run's failed models in their rows' notes."""
+    failed = failed or {}
     table = tolerances if isinstance(tolerances, ToleranceTable) else ToleranceTable(tolerances)
     rows: list[GateRow] = []
     for model, base_metrics in baseline.items():
@@ -301,7 +307,9 @@ def check(
                 continue
             if cur is None or not _finite(cur.value):
                 note = (
-                    "model absent from new run"
+                    f"model failed in new run: {failed[model]}"
+                    if new_metrics is None and model in failed
+                    else "model absent from new run"
                     if new_metrics is None
                     else "metric absent from new run"
                     if cur is None
@@ -338,6 +346,71 @@ def check(
                 hib = metric_direction(metric) if cur.higher_is_better is None else bool(cur.higher_is_better)
                 rows.append(GateRow(model, metric, None, cur.value, None, None, "", "new", hib))
     return GateReport(rows, baseline_label=baseline_label, new_label=new_label)
+
+
+@dataclass
+class RunCheck:
+    """``bench check``'s verdict on one run: its failed models, and the gate against a baseline (None when
+    there is no baseline to compare with and the run already failed for being incomplete)."""
+
+    suite: str
+    run: RunInfo
+    failures: dict[str, str]
+    report: GateReport | None
+    baseline_label: str | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.report is not None and self.report.ok
+
+    def format(self) -> str:
+        head = f"{self.suite}: run {self.run.id} ({self.run.started})"
+        lines = [head + (f" against {self.baseline_label}" if self.baseline_label else "")]
+        if self.report is not None:
+            lines.append(self.report.format().rstrip("\n"))
+        if self.failures:
+            lines += [f"FAILED model {m!r}: {r}" for m, r in self.failures.items()]
+            lines.append(
+                f"gate FAILED: run {self.run.id} is incomplete, {len(self.failures)} model(s) failed: "
+                + ", ".join(self.failures)
+            )
+        return "\n".join(lines) + "\n"
+
+
+def check_run(
+    store: ResultStore,
+    suite: str,
+    tolerances: ToleranceTable | Mapping[str, ToleranceSpec] | None = None,
+    run: int | str = "latest",
+    baseline: str = "previous",
+) -> RunCheck:
+    """Check run ``run`` of ``suite`` against ``baseline``: "previous" (the last complete run before it), a
+    run reference (id, "tag:NAME") or a baseline JSON path. UsageError for a baseline that cannot serve."""
+    new = store.get_run(run, suite)
+    failures = store.failures(new.id)
+    if baseline.endswith(".json"):
+        base_suite, base_metrics = load_baseline(baseline)
+        if base_suite != suite:
+            raise UsageError(f"baseline {baseline} is for suite {base_suite!r}, not {suite!r}")
+        label = baseline
+    else:
+        if baseline == "previous":
+            base = store.previous(suite, new.id, complete=True)
+            if base is None:
+                if failures:  # the run fails anyway; say why rather than that a baseline is missing
+                    return RunCheck(suite, new, failures, None, None)
+                raise UsageError(f"run {new.id} of {suite} has no complete run before it to check against")
+        else:
+            base = store.get_run(baseline, suite)
+            if not base.complete:
+                names = ", ".join(store.failures(base.id))
+                raise UsageError(
+                    f"baseline run {base.id} is incomplete ({names} failed); choose a complete run"
+                )
+        base_metrics = store.metrics(base.id)
+        label = f"run {base.id} ({base.started}{', tag ' + base.tag if base.tag else ''})"
+    report = check(store.metrics(new.id), base_metrics, tolerances, failed=failures)
+    return RunCheck(suite, new, failures, report, label)
 
 
 # -- baseline files -----------------------------------------------------------------------------------------

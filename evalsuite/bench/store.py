@@ -5,12 +5,17 @@ append at the same time and a killed job leaves either its whole run or nothing.
 before anything is written to it: a store from a newer evalsuite, a corrupt file or a foreign SQLite
 database is refused with a one-line ``DataError`` and left byte for byte as it was.
 
-Tables (schema version 1)::
+Tables (schema version 2)::
 
     meta(key, value)                      schema_version, created, created_by
-    runs(id, suite, started, finished, git_revision, machine, versions json, durations json, tag, note)
+    runs(id, suite, started, finished, git_revision, machine, versions json, durations json, tag, note,
+         status)                          status: complete | incomplete (some model failed)
     metrics(run_id, model, metric, value, ci_low, ci_high, n, higher_is_better)
-    results(run_id, model, result_json)
+    results(run_id, model, result_json, status, reason)    status: ok | failed (reason: one line)
+
+A failed model has a ``results`` row (status failed, its reason) and no metrics. Version 1 lacked the two
+status columns: a version-1 store opens and reads as it is (every run complete, every model ok) and is
+upgraded in place, in one transaction, by the first write.
 
 Run ids grow monotonically (AUTOINCREMENT: never reused), so "previous" is "largest smaller id of the
 same suite". A metric value that is not finite is stored as NULL and read back as NaN.
@@ -37,7 +42,9 @@ from evalsuite.core.results import metric_direction
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_OLDEST_READABLE = 1
+MODEL_STATUSES = ("ok", "failed")
 DEFAULT_TIMEOUT_S = 30.0
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -68,7 +75,8 @@ CREATE TABLE IF NOT EXISTS runs(
     versions TEXT,
     durations TEXT,
     tag TEXT UNIQUE,
-    note TEXT
+    note TEXT,
+    status TEXT NOT NULL DEFAULT 'complete'
 );
 CREATE INDEX IF NOT EXISTS runs_suite_id ON runs(suite, id);
 CREATE TABLE IF NOT EXISTS metrics(
@@ -86,9 +94,17 @@ CREATE TABLE IF NOT EXISTS results(
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     model TEXT NOT NULL,
     result_json TEXT,
+    status TEXT NOT NULL DEFAULT 'ok',
+    reason TEXT,
     PRIMARY KEY(run_id, model)
 );
 """
+# version 1 -> 2: the run and per-model status columns; the defaults say what every version-1 row was
+_UPGRADE_1_TO_2 = (
+    "ALTER TABLE runs ADD COLUMN status TEXT NOT NULL DEFAULT 'complete'",
+    "ALTER TABLE results ADD COLUMN status TEXT NOT NULL DEFAULT 'ok'",
+    "ALTER TABLE results ADD COLUMN reason TEXT",
+)
 
 
 @dataclass(frozen=True)
@@ -104,10 +120,17 @@ class MetricRow:
 
 @dataclass
 class ModelRun:
-    """What a run stores for one model: its metrics and, optionally, its full result JSON."""
+    """What a run stores for one model: its metrics and, optionally, its full result JSON; or, with
+    ``status="failed"``, no metrics and the one-line ``reason`` it failed."""
 
     metrics: dict[str, MetricRow]
     result_json: str | None = None
+    status: str = "ok"
+    reason: str | None = None
+
+    @classmethod
+    def failed(cls, reason: str) -> ModelRun:
+        return cls(metrics={}, status="failed", reason=reason)
 
 
 @dataclass(frozen=True)
@@ -124,6 +147,11 @@ class RunInfo:
     durations: dict[str, Any] = field(default_factory=dict)
     tag: str | None = None
     note: str | None = None
+    status: str = "complete"
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
 
     @property
     def label(self) -> str:
@@ -192,6 +220,7 @@ class ResultStore:
             # Only a new store needs the write lock: readers must not wait behind a running writer.
             if not self._has_schema():
                 self._init_schema()
+            self._version = self._schema_version()
         except BaseException:
             self._con.close()
             raise
@@ -234,7 +263,7 @@ class ResultStore:
                 f"{self.path}: results store schema version {version} is newer than this evalsuite's "
                 f"{SCHEMA_VERSION}; upgrade evalsuite to use it"
             )
-        if version < SCHEMA_VERSION:  # no older schema exists yet; keep the message for when one does
+        if version < _OLDEST_READABLE:
             raise DataError(f"{self.path}: results store schema version {version} is not supported")
 
     def _connect(self) -> sqlite3.Connection:
@@ -258,6 +287,26 @@ class ResultStore:
     def _has_schema(self) -> bool:
         rows = self._read("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
         return bool(rows) and bool(self._read("SELECT 1 FROM meta WHERE key='schema_version'"))
+
+    def _schema_version(self) -> int:
+        return int(self._read("SELECT value FROM meta WHERE key='schema_version'")[0][0])
+
+    def _upgrade(self) -> None:
+        """Bring an older store to ``SCHEMA_VERSION`` before the first write (one transaction; another
+        process may have upgraded it since we opened it, so the version is read again under the lock)."""
+        if self._version >= SCHEMA_VERSION:
+            return
+        with self._write() as con:
+            version = int(con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+            if version == 1:
+                for stmt in _UPGRADE_1_TO_2:
+                    con.execute(stmt)
+                con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+                con.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('upgraded', ?)",
+                    (f"1 -> {SCHEMA_VERSION} by evalsuite {__version__} at {_now()}",),
+                )
+        self._version = SCHEMA_VERSION
 
     def _init_schema(self) -> None:
         with self._write() as con:
@@ -333,12 +382,19 @@ class ResultStore:
             raise UsageError(f"run of suite {suite!r} has no models")
         tag = meta.get("tag")
         if tag is not None:
-            self._check_tag_name(tag)
+            self.check_tag_name(tag)
         metric_rows: list[tuple[Any, ...]] = []
         result_rows: list[tuple[Any, ...]] = []
         for model, mr in models.items():
             if not isinstance(model, str) or not model:
                 raise UsageError(f"model names must be non-empty strings, got {model!r}")
+            if mr.status not in MODEL_STATUSES:
+                raise UsageError(f"model {model!r}: status must be 'ok' or 'failed', got {mr.status!r}")
+            if mr.status == "failed":
+                if mr.metrics or not mr.reason:
+                    raise UsageError(f"failed model {model!r} needs a reason and no metrics")
+                result_rows.append((model, mr.result_json, "failed", " ".join(str(mr.reason).split())))
+                continue
             for name, row in mr.metrics.items():
                 hib = metric_direction(name) if row.higher_is_better is None else bool(row.higher_is_better)
                 n = None if row.n is None else int(row.n)
@@ -347,7 +403,8 @@ class ResultStore:
                     + (_finite_or_none(row.ci_high), n, int(hib))
                 )
             if mr.result_json is not None:
-                result_rows.append((model, mr.result_json))
+                result_rows.append((model, mr.result_json, "ok", None))
+        status = "incomplete" if any(mr.status == "failed" for mr in models.values()) else "complete"
         run_row = (
             suite,
             meta.get("started") or _now(),
@@ -358,13 +415,15 @@ class ResultStore:
             _json_or_none(meta.get("durations") or {}, "durations"),
             tag,
             meta.get("note"),
+            status,
         )
+        self._upgrade()
         with self._write() as con:
             if tag is not None and con.execute("SELECT 1 FROM runs WHERE tag=?", (tag,)).fetchone():
                 raise UsageError(f"tag {tag!r} is already used by another run")
             cur = con.execute(
                 "INSERT INTO runs(suite, started, finished, git_revision, machine, versions, durations, tag,"
-                " note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " note, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 run_row,
             )
             run_id = int(cur.lastrowid or 0)
@@ -385,12 +444,13 @@ class ResultStore:
             [(run_id, *r) for r in metric_rows],
         )
         con.executemany(
-            "INSERT INTO results(run_id, model, result_json) VALUES (?, ?, ?)",
+            "INSERT INTO results(run_id, model, result_json, status, reason) VALUES (?, ?, ?, ?, ?)",
             [(run_id, *r) for r in result_rows],
         )
 
     @staticmethod
-    def _check_tag_name(name: Any) -> None:
+    def check_tag_name(name: Any) -> None:
+        """UsageError unless ``name`` is a valid tag (letters, digits, '.', '_', '-'; not all digits)."""
         if not isinstance(name, str) or not _TAG_RE.match(name) or name.isdigit():
             raise UsageError(
                 f"bad tag {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit, "
@@ -402,7 +462,8 @@ class ResultStore:
     def tag(self, run_id: int, name: str, move: bool = False) -> None:
         """Tag run ``run_id`` as ``name``. A run carries at most one tag (a new one replaces it); a tag
         already on another run is refused unless ``move=True``."""
-        self._check_tag_name(name)
+        self.check_tag_name(name)
+        self._upgrade()
         with self._write() as con:
             if not con.execute("SELECT 1 FROM runs WHERE id=?", (int(run_id),)).fetchone():
                 raise UsageError(f"no run {run_id} in {self.path}")
@@ -413,9 +474,20 @@ class ResultStore:
                 con.execute("UPDATE runs SET tag=NULL WHERE id=?", (other[0],))
             con.execute("UPDATE runs SET tag=? WHERE id=?", (name, int(run_id)))
 
+    def check_new_tag(self, name: Any) -> None:
+        """UsageError unless ``name`` is a valid tag that no run carries yet (checked before a run starts)."""
+        self.check_tag_name(name)
+        other = self._read("SELECT id, suite FROM runs WHERE tag=?", (name,))
+        if other:
+            raise UsageError(f"tag {name!r} is already used by run {other[0][0]} of suite {other[0][1]!r}")
+
     # -- reading -------------------------------------------------------------------------------------------
 
-    _RUN_COLS = "id, suite, started, finished, git_revision, machine, versions, durations, tag, note"
+    @property
+    def _run_cols(self) -> str:
+        status = "status" if self._version >= 2 else "'complete'"
+        cols = "id, suite, started, finished, git_revision, machine, versions, durations, tag, note"
+        return f"{cols}, {status}"
 
     @staticmethod
     def _run_info(r: tuple[Any, ...]) -> RunInfo:
@@ -430,6 +502,7 @@ class ResultStore:
             durations=_json_dict(r[7]),
             tag=r[8],
             note=r[9],
+            status=r[10],
         )
 
     def suites(self) -> list[str]:
@@ -437,25 +510,26 @@ class ResultStore:
 
     def runs(self, suite: str) -> list[RunInfo]:
         """Every run of ``suite``, oldest first."""
-        rows = self._read(f"SELECT {self._RUN_COLS} FROM runs WHERE suite=? ORDER BY id", (suite,))
+        rows = self._read(f"SELECT {self._run_cols} FROM runs WHERE suite=? ORDER BY id", (suite,))
         return [self._run_info(r) for r in rows]
 
     def latest(self, suite: str) -> RunInfo | None:
         rows = self._read(
-            f"SELECT {self._RUN_COLS} FROM runs WHERE suite=? ORDER BY id DESC LIMIT 1", (suite,)
+            f"SELECT {self._run_cols} FROM runs WHERE suite=? ORDER BY id DESC LIMIT 1", (suite,)
         )
         return self._run_info(rows[0]) if rows else None
 
-    def previous(self, suite: str, run_id: int) -> RunInfo | None:
-        """The run of ``suite`` just before ``run_id``, or None."""
+    def previous(self, suite: str, run_id: int, complete: bool = False) -> RunInfo | None:
+        """The run of ``suite`` just before ``run_id`` (with ``complete``, the last complete one), or None."""
+        only = " AND status='complete'" if complete and self._version >= 2 else ""
         rows = self._read(
-            f"SELECT {self._RUN_COLS} FROM runs WHERE suite=? AND id<? ORDER BY id DESC LIMIT 1",
+            f"SELECT {self._run_cols} FROM runs WHERE suite=? AND id<?{only} ORDER BY id DESC LIMIT 1",
             (suite, int(run_id)),
         )
         return self._run_info(rows[0]) if rows else None
 
     def _by_id(self, run_id: int) -> RunInfo | None:
-        rows = self._read(f"SELECT {self._RUN_COLS} FROM runs WHERE id=?", (int(run_id),))
+        rows = self._read(f"SELECT {self._run_cols} FROM runs WHERE id=?", (int(run_id),))
         return self._run_info(rows[0]) if rows else None
 
     def get_run(self, ref: int | str, suite: str) -> RunInfo:
@@ -483,7 +557,7 @@ class ResultStore:
             return prev
         if isinstance(ref, str) and ref.startswith("tag:"):
             name = ref[4:]
-            rows = self._read(f"SELECT {self._RUN_COLS} FROM runs WHERE tag=?", (name,))
+            rows = self._read(f"SELECT {self._run_cols} FROM runs WHERE tag=?", (name,))
             if rows and rows[0][1] == suite:
                 return self._run_info(rows[0])
             tags = [
@@ -510,6 +584,16 @@ class ResultStore:
                 higher_is_better=bool(hib),
             )
         return out
+
+    def failures(self, run_id: int) -> dict[str, str]:
+        """{model: reason} for every model that failed in run ``run_id`` (empty for a complete run)."""
+        if self._version < 2:
+            return {}
+        rows = self._read(
+            "SELECT model, reason FROM results WHERE run_id=? AND status='failed' ORDER BY rowid",
+            (int(run_id),),
+        )
+        return {m: r or "no reason recorded" for m, r in rows}
 
     def result_json(self, run_id: int, model: str) -> str | None:
         """The result JSON stored for ``model`` in run ``run_id``, or None."""

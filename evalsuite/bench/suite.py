@@ -25,6 +25,11 @@ checkpoint = "../checkpoints/digits-dense.pt"
 name = "erk-0.1"
 train = { dataset = "digits", sparse_init = "erk", density = 0.1, seed = 0, epochs = 30 }
 ```
+
+Trust comes only from the command line: a suite that switches on unsafe loading (``trust_checkpoint = true``)
+or names code to import (``arch = "file.py:fn"`` or ``"package.module:fn"``, in a model or its train recipe)
+is refused, naming the key, file and line, unless ``bench run`` is given ``--trust-suite``. Zoo names
+(``arch = "resnet20"``) need no trust.
 """
 
 from __future__ import annotations
@@ -108,6 +113,7 @@ class Suite:
     tolerances: dict[str, Any]
     models: tuple[SuiteModel, ...]
     compare: dict[str, Any]
+    checked_for_run: bool = False  # read with loading=True: trust refused unless given, checkpoints exist
 
 
 def _line_of(text: str, key: str, after: int = 0) -> int:
@@ -152,7 +158,25 @@ def _check_keys(
             )
 
 
-def load_suite(name_or_path: str) -> Suite:
+_TRUST_HINT = "a suite file cannot grant that; pass --trust-suite if you trust this file"
+
+
+def _needs_trust(path: Path, text: str, name: str, m: dict[str, Any], after: int) -> str | None:
+    """The refusal for a model entry that loads unsafely or runs code, or None."""
+    if m.get("trust_checkpoint") is True:
+        at = _where(path, text, "trust_checkpoint", after)
+        return f"{at}: model {name!r}: trust_checkpoint = true would unpickle arbitrary code; {_TRUST_HINT}"
+    for key, arch in (("arch", m.get("arch")), ("train.arch", (m.get("train") or {}).get("arch"))):
+        if isinstance(arch, str) and ":" in arch:
+            at = _where(path, text, "arch", after)
+            return f"{at}: model {name!r}: {key} = {arch!r} names code to run; {_TRUST_HINT}"
+    return None
+
+
+def load_suite(name_or_path: str, *, trust: bool = False, loading: bool = True) -> Suite:
+    """Read and check a suite. ``loading=False`` reads it only for its name and tolerances (check, history,
+    baseline, tag): checkpoints are not looked for and nothing is trusted, since nothing is loaded.
+    ``trust`` (``--trust-suite``) lets the suite enable unsafe loading and name code."""
     path = resolve_suite_path(name_or_path)
     text = path.read_text(encoding="utf-8")
     try:
@@ -193,10 +217,17 @@ def load_suite(name_or_path: str) -> Suite:
             raise UsageError(
                 f"{path}:{start}: model {name!r} needs exactly one of checkpoint = ... or train = {{...}}"
             )
+        if not isinstance(m.get("trust_checkpoint", False), bool):
+            at = _where(path, text, "trust_checkpoint", max(start - 1, 0))
+            raise UsageError(f"{at}: model {name!r}: trust_checkpoint must be true or false")
+        if loading and not trust:
+            refusal = _needs_trust(path, text, name, m, max(start - 1, 0))
+            if refusal:
+                raise UsageError(refusal)
         ckpt = None
         if has_ckpt:
             ckpt = (path.parent / m["checkpoint"]).resolve()
-            if not ckpt.exists():
+            if loading and not ckpt.exists():
                 raise UsageError(
                     f"{_where(path, text, 'checkpoint', max(start - 1, 0))}: model {name!r}: "
                     f"checkpoint {m['checkpoint']} not found (looked in {ckpt})"
@@ -223,4 +254,5 @@ def load_suite(name_or_path: str) -> Suite:
         tolerances=dict(tolerances),
         models=tuple(models),
         compare=dict(compare),
+        checked_for_run=loading,
     )

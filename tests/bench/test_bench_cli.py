@@ -20,7 +20,20 @@ def smoke_store(tmp_path_factory):
     mp.setenv("EVALSUITE_CACHE", str(tmp / "cache"))
     for _ in range(2):
         assert (
-            main(["-q", "bench", "run", "smoke", "--store", str(store), "--work-dir", str(tmp / "work")]) == 0
+            main(
+                [
+                    "-q",
+                    "bench",
+                    "run",
+                    "smoke",
+                    "--store",
+                    str(store),
+                    "--work-dir",
+                    str(tmp / "work"),
+                    "--cache",
+                ]
+            )
+            == 0
         )
     yield tmp, store
     mp.undo()
@@ -75,3 +88,24 @@ def test_tag_history_and_errors(smoke_store, capsys):
     bad.write_text('[[models]]\nname = "a"\ncheckpoint = "gone.pt"\n')
     assert main(["bench", "run", str(bad), "--store", str(store)]) == 2
     assert f"{bad}:3" in capsys.readouterr().err
+
+
+def test_pinned_baseline_fits_the_smoke_suite_and_the_nightly_job(smoke_store):
+    """The committed baseline covers exactly what a smoke run measures (values are machine-dependent and not
+    compared here), and the example job gates on it, runs without the cache and saves only a passing run."""
+    from pathlib import Path
+
+    from evalsuite.bench.gate import load_baseline
+
+    repo = Path(__file__).resolve().parents[2]
+    suite, base = load_baseline(repo / "benchmarks" / "baselines" / "smoke.json")
+    assert suite == "smoke"
+    with ResultStore(smoke_store[1], create=False) as s:
+        latest = s.metrics(s.latest("smoke").id)  # type: ignore[union-attr]
+    assert {m: set(v) for m, v in base.items()} == {m: set(v) for m, v in latest.items()}
+    wf = (repo / ".github" / "workflows" / "nightly.yml").read_text()
+    run_step = next(ln for ln in wf.splitlines() if "bench run" in ln and not ln.lstrip().startswith("#"))
+    assert "--cache" not in run_step
+    assert "--baseline benchmarks/baselines/smoke.json" in " ".join(wf.split())
+    save_step = wf[wf.index("name: save the results store") :].split("uses:")[0]
+    assert "if: success()" in save_step

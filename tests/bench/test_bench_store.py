@@ -285,7 +285,7 @@ def test_newer_schema_refused_untouched(tmp_path: Path) -> None:
     with ResultStore(db) as s:
         s.add_run("smoke", _models(), {})
     con = sqlite3.connect(db)
-    con.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
     con.commit()
     con.close()
     before = _sha(db)
@@ -293,7 +293,10 @@ def test_newer_schema_refused_untouched(tmp_path: Path) -> None:
         ResultStore(db)
     msg = str(e.value)
     assert (
-        "\n" not in msg and str(db) in msg and "version 2" in msg and f"evalsuite's {SCHEMA_VERSION}" in msg
+        "\n" not in msg
+        and str(db) in msg
+        and f"version {SCHEMA_VERSION + 1}" in msg
+        and f"evalsuite's {SCHEMA_VERSION}" in msg
     )
     assert _sha(db) == before
 
@@ -348,3 +351,71 @@ def test_locked_store_clear_error(tmp_path: Path) -> None:
     with ResultStore(db, timeout=0.2) as s:
         s.add_run("smoke", _models(), {})
         assert len(s.runs("smoke")) == 1
+
+
+def test_failed_models_are_stored_and_make_the_run_incomplete(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "r.db") as s:
+        ok = s.add_run("smoke", _models(), {})
+        models = _models()
+        models["broken"] = ModelRun.failed("ValueError: logits contain\nNaN")
+        bad = s.add_run("smoke", models, {})
+        assert s.get_run(ok, "smoke").complete and s.failures(ok) == {}
+        info = s.get_run(bad, "smoke")
+        assert info.status == "incomplete" and not info.complete
+        assert s.failures(bad) == {"broken": "ValueError: logits contain NaN"}  # kept on one line
+        assert set(s.metrics(bad)) == {"dense", "erk"}  # the others are kept
+        assert s.previous("smoke", bad + 1, complete=True).id == ok  # type: ignore[union-attr]
+        assert s.previous("smoke", bad + 1).id == bad  # type: ignore[union-attr]
+        with pytest.raises(UsageError, match="needs a reason"):
+            s.add_run("smoke", {"x": ModelRun({"accuracy": MetricRow(0.5)}, status="failed")}, {})
+        with pytest.raises(UsageError, match="status must be"):
+            s.add_run("smoke", {"x": ModelRun({}, status="meh", reason="r")}, {})
+        s.tag(ok, "v1")
+        with pytest.raises(UsageError, match="already used by run"):
+            s.check_new_tag("v1")
+        with pytest.raises(UsageError, match="bad tag"):
+            s.check_new_tag("no spaces")
+        s.check_new_tag("v2")
+        assert len(s.runs("smoke")) == 2
+
+
+# the version-1 schema as evalsuite wrote it before runs and models had a status
+_V1_DDL = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs(id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEXT NOT NULL, started TEXT, finished TEXT,
+    git_revision TEXT, machine TEXT, versions TEXT, durations TEXT, tag TEXT UNIQUE, note TEXT);
+CREATE INDEX runs_suite_id ON runs(suite, id);
+CREATE TABLE metrics(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, model TEXT NOT NULL,
+    metric TEXT NOT NULL, value REAL, ci_low REAL, ci_high REAL, n INTEGER, higher_is_better INTEGER NOT NULL,
+    PRIMARY KEY(run_id, model, metric));
+CREATE TABLE results(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, model TEXT NOT NULL,
+    result_json TEXT, PRIMARY KEY(run_id, model));
+INSERT INTO meta VALUES ('schema_version', '1'), ('created', '2024-06-01'), ('created_by', 'evalsuite 0.1');
+INSERT INTO runs(suite, started, tag) VALUES ('smoke', '2024-06-01T02:00:00+00:00', 'old');
+INSERT INTO metrics VALUES (1, 'dense', 'accuracy', 0.9, 0.89, 0.91, 1000, 1);
+INSERT INTO results VALUES (1, 'dense', '{}');
+"""
+
+
+def test_version_1_store_reads_untouched_and_upgrades_on_write(tmp_path: Path) -> None:
+    db = tmp_path / "v1.db"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.executescript(_V1_DDL)
+    con.close()
+    before = _sha(db)
+    with ResultStore(db, create=False) as s:
+        info = s.get_run("tag:old", "smoke")
+        assert info.complete and s.failures(info.id) == {}
+        assert s.metrics(info.id)["dense"]["accuracy"].value == 0.9
+        assert s.previous("smoke", 2, complete=True).id == 1  # type: ignore[union-attr]
+        assert s.history("smoke")["value"].tolist() == [0.9]
+    assert _sha(db) == before  # reading an older store does not rewrite it
+    with ResultStore(db) as s:
+        new = s.add_run("smoke", {"dense": _models()["dense"], "nan": ModelRun.failed("NaN")}, {})
+        assert s.get_run(1, "smoke").complete and s.get_run(new, "smoke").status == "incomplete"
+        assert s.failures(new) == {"nan": "NaN"} and s.result_json(1, "dense") == "{}"
+        assert s.integrity_check() == "ok"
+    con = sqlite3.connect(db)
+    assert dict(con.execute("SELECT key, value FROM meta"))["schema_version"] == str(SCHEMA_VERSION)
+    con.close()

@@ -70,3 +70,21 @@ def test_bad_tolerance_and_no_models(tmp_path):
 def test_unknown_suite_name_lists_known():
     with pytest.raises(UsageError, match="smoke"):
         resolve_suite_path("smokey")
+
+
+def test_trust_and_code_only_from_the_caller(tmp_path):
+    (tmp_path / "a.pt").write_bytes(b"x")
+    text = '[[models]]\nname = "a"\ncheckpoint = "a.pt"\narch = "pkg.mod:build"\n'
+    p = _write(tmp_path, text)
+    want = rf"{p}:4: model 'a': arch = 'pkg.mod:build' names code.*--trust-suite"
+    with pytest.raises(UsageError, match=want):
+        load_suite(str(p))
+    assert load_suite(str(p), trust=True).models[0].load["arch"] == "pkg.mod:build"
+    assert not load_suite(str(p), loading=False).checked_for_run  # read for its name only
+    p = _write(tmp_path, text.replace('arch = "pkg.mod:build"', 'arch = "resnet20"'))
+    assert load_suite(str(p)).checked_for_run  # a zoo name needs no trust
+    p = _write(tmp_path, text.replace('arch = "pkg.mod:build"', 'trust_checkpoint = "yes"'))
+    with pytest.raises(UsageError, match=rf"{p}:4: model 'a': trust_checkpoint must be true or false"):
+        load_suite(str(p), trust=True)
+    p = _write(tmp_path, text.replace('arch = "pkg.mod:build"', "trust_checkpoint = false"))
+    assert load_suite(str(p)).models[0].load["trust_checkpoint"] is False
