@@ -1,0 +1,442 @@
+"""The metric catalogue: what each metric *is*, written once and read by every stage.
+
+One :class:`MetricFamily` per family of names (``ood/{set}/{score}/auroc`` is one family): its group,
+direction, kind, the per-example arrays it needs, its pure function, how its value's CI is made, which paired
+test compares two models on it, how shards merge it, whether it belongs to the primary family, a display name
+and a one-sentence definition. Summaries, shard merges, comparisons, the regression gate, history and every
+renderer ask the catalogue (:func:`lookup`, :func:`higher_is_better`, :func:`group_of`, ...); nothing decides
+a metric's behaviour by parsing its name elsewhere.
+
+Adding a metric: one entry in :data:`FAMILIES` (below), its pure function in ``evalsuite.metrics``, and its
+test.
+
+Placeholders in patterns: ``{set}`` an OOD set name, ``{score}`` an OOD score name, ``{attack}`` an attack
+name, ``{eps}`` an eps label (``8_255`` for 8/255, ``0.5``). Array templates use the same placeholders.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from evalsuite.metrics import classification as C
+from evalsuite.metrics import ood as O
+
+Group = Literal["clean", "calibration", "ood", "robust", "sparsity"]
+Kind = Literal["proportion", "score", "count"]
+ValueCI = Literal["wilson", "bootstrap", "bootstrap2", "calibration_bound", "none"]
+PairedTest = Literal["mcnemar", "delong", "permutation", "permutation2", "none"]
+Merge = Literal["recompute", "equal"]
+Primary = Literal["always", "default_score", "largest_eps", "never"]
+
+GROUP_ORDER: tuple[Group, ...] = ("clean", "calibration", "ood", "robust", "sparsity")
+GROUP_TITLES: dict[str, str] = {
+    "clean": "Clean accuracy and loss",
+    "calibration": "Calibration",
+    "ood": "OOD detection",
+    "robust": "Adversarial robustness",
+    "sparsity": "Sparsity audit",
+}
+# the OOD score whose AUROC is in the primary family (the maximum-softmax baseline, Hendrycks & Gimpel 2017)
+PRIMARY_OOD_SCORE = "msp"
+
+StatFn = Callable[..., float]
+
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """The facts about one family of metric names."""
+
+    key: str
+    pattern: str
+    group: Group
+    higher_is_better: bool
+    kind: Kind
+    arrays: tuple[str, ...]
+    value_ci: ValueCI
+    paired_test: PairedTest
+    merge: Merge
+    primary: Primary
+    display: str
+    definition: str
+    fn: Callable[..., float] | None = None
+    uses_bins: bool = False
+    bounds: tuple[float | None, float | None] = (None, None)
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts = re.split(r"(\{\w+\})", self.pattern)
+        rx = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
+        object.__setattr__(self, "_regex", re.compile(f"^{rx}$"))
+
+    def match(self, name: str) -> dict[str, str] | None:
+        m = self._regex.match(name)
+        return m.groupdict() if m else None
+
+    @property
+    def tested(self) -> bool:
+        """Whether a paired test compares two models on it (``False``: descriptive only)."""
+        return self.paired_test != "none"
+
+    @property
+    def two_sample(self) -> bool:
+        """ID and OOD examples are resampled independently (OOD metrics)."""
+        return self.value_ci == "bootstrap2"
+
+
+@dataclass(frozen=True)
+class MetricRef:
+    """A metric name resolved against the catalogue: its family and the placeholder values."""
+
+    name: str
+    family: MetricFamily
+    params: Mapping[str, str]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.family.higher_is_better
+
+    @property
+    def group(self) -> Group:
+        return self.family.group
+
+    def array_keys(self) -> list[str]:
+        """The per-example arrays the metric is a function of, in the function's argument order."""
+        return [t.format(**self.params) for t in self.family.arrays]
+
+    def stat_fn(self, n_bins: int = C.DEFAULT_BINS) -> StatFn | None:
+        """The pure function of :meth:`array_keys` (bins bound for calibration metrics)."""
+        fn = self.family.fn
+        if fn is None:
+            return None
+        return functools.partial(fn, n_bins=n_bins) if self.family.uses_bins else fn
+
+    def display(self) -> str:
+        return self.family.display.format(**self.params)
+
+
+def mean(x: np.ndarray) -> float:
+    """Mean of a per-example array (accuracy from correctness flags, NLL and Brier from their per-example
+    losses)."""
+    return float(np.mean(x))
+
+
+def _ood(
+    leaf: str, fn: Callable[..., float], hib: bool, paired: PairedTest, display: str, definition: str
+) -> MetricFamily:
+    return MetricFamily(
+        key=f"ood_{leaf}",
+        pattern=f"ood/{{set}}/{{score}}/{leaf}",
+        group="ood",
+        higher_is_better=hib,
+        kind="proportion",
+        arrays=("id/score/{score}", "ood/{set}/score/{score}"),
+        value_ci="bootstrap2",
+        paired_test=paired,
+        merge="recompute",
+        primary="default_score" if leaf == "auroc" else "never",
+        display=display,
+        definition=definition,
+        fn=fn,
+        bounds=(0.0, 1.0),
+    )
+
+
+def _sparsity(leaf: str, kind: Kind, display: str, definition: str) -> MetricFamily:
+    return MetricFamily(
+        key=f"sparsity_{leaf}",
+        pattern=f"sparsity/{leaf}",
+        group="sparsity",
+        higher_is_better=False,
+        kind=kind,
+        arrays=(),
+        value_ci="none",
+        paired_test="none",
+        merge="equal",
+        primary="never",
+        display=display,
+        definition=definition,
+        bounds=(0.0, 1.0) if kind == "proportion" else (0.0, None),
+    )
+
+
+FAMILIES: tuple[MetricFamily, ...] = (
+    MetricFamily(
+        key="accuracy",
+        pattern="accuracy",
+        group="clean",
+        higher_is_better=True,
+        kind="proportion",
+        arrays=("id/correct",),
+        value_ci="wilson",
+        paired_test="mcnemar",
+        merge="recompute",
+        primary="always",
+        display="accuracy",
+        definition="fraction of test examples whose top-1 prediction is the label",
+        fn=mean,
+        bounds=(0.0, 1.0),
+    ),
+    MetricFamily(
+        key="nll",
+        pattern="nll",
+        group="clean",
+        higher_is_better=False,
+        kind="score",
+        arrays=("id/nll",),
+        value_ci="bootstrap",
+        paired_test="permutation",
+        merge="recompute",
+        primary="always",
+        display="NLL",
+        definition="mean negative log-likelihood of the label under the softmax (nats)",
+        fn=mean,
+        bounds=(0.0, None),
+    ),
+    MetricFamily(
+        key="brier",
+        pattern="brier",
+        group="clean",
+        higher_is_better=False,
+        kind="score",
+        arrays=("id/brier",),
+        value_ci="bootstrap",
+        paired_test="permutation",
+        merge="recompute",
+        primary="never",
+        display="Brier",
+        definition="mean over examples of the sum over classes of (softmax probability - one-hot label)^2",
+        fn=mean,
+        bounds=(0.0, 2.0),
+    ),
+    MetricFamily(
+        key="ece",
+        pattern="ece",
+        group="calibration",
+        higher_is_better=False,
+        kind="proportion",
+        arrays=("id/confidence", "id/correct"),
+        value_ci="calibration_bound",
+        paired_test="permutation",
+        merge="recompute",
+        primary="always",
+        display="ECE",
+        definition="expected calibration error: top-label, equal-width confidence bins (15 by default), "
+        "L1 gap weighted by bin size",
+        fn=C.ece,
+        uses_bins=True,
+        bounds=(0.0, 1.0),
+    ),
+    MetricFamily(
+        key="ece_adaptive",
+        pattern="ece_adaptive",
+        group="calibration",
+        higher_is_better=False,
+        kind="proportion",
+        arrays=("id/confidence", "id/correct"),
+        value_ci="calibration_bound",
+        paired_test="permutation",
+        merge="recompute",
+        primary="never",
+        display="adaptive ECE",
+        definition="ECE with equal-mass confidence bins (15 by default)",
+        fn=C.ece_adaptive,
+        uses_bins=True,
+        bounds=(0.0, 1.0),
+    ),
+    MetricFamily(
+        key="mce",
+        pattern="mce",
+        group="calibration",
+        higher_is_better=False,
+        kind="proportion",
+        arrays=("id/confidence", "id/correct"),
+        value_ci="calibration_bound",
+        paired_test="none",
+        merge="recompute",
+        primary="never",
+        display="MCE",
+        definition="maximum calibration error: the largest bin gap over non-empty equal-width bins "
+        "(descriptive: too noisy to test)",
+        fn=C.mce,
+        uses_bins=True,
+        bounds=(0.0, 1.0),
+    ),
+    _ood(
+        "auroc",
+        O.auroc,
+        True,
+        "delong",
+        "{set} {score} AUROC",
+        "area under the ROC curve of the OOD score, OOD as the positive class (ties count 1/2)",
+    ),
+    _ood(
+        "aupr_in",
+        O.aupr_in,
+        True,
+        "permutation2",
+        "{set} {score} AUPR-in",
+        "average precision with ID as the positive class (scores negated)",
+    ),
+    _ood(
+        "aupr_out",
+        O.aupr_out,
+        True,
+        "permutation2",
+        "{set} {score} AUPR-out",
+        "average precision with OOD as the positive class",
+    ),
+    _ood(
+        "fpr95",
+        O.fpr95,
+        False,
+        "permutation2",
+        "{set} {score} FPR95",
+        "fraction of OOD examples accepted as ID when 95 % of ID examples are accepted",
+    ),
+    _ood(
+        "fpr95_ood",
+        O.fpr95_ood,
+        False,
+        "permutation2",
+        "{set} {score} FPR95 (OOD+)",
+        "fraction of ID examples flagged as OOD when 95 % of OOD examples are detected "
+        "(OpenOOD's and pytorch-ood's FPR@95)",
+    ),
+    MetricFamily(
+        key="robust_accuracy",
+        pattern="robust/{attack}/{eps}/accuracy",
+        group="robust",
+        higher_is_better=True,
+        kind="proportion",
+        arrays=("robust/{attack}/{eps}/correct",),
+        value_ci="wilson",
+        paired_test="mcnemar",
+        merge="recompute",
+        primary="largest_eps",
+        display="{attack} robust accuracy at eps {eps}",
+        definition="fraction of test examples that are clean-correct and that no iterate of the attack fools "
+        "at that eps (pixel units; 8_255 = 8/255)",
+        fn=mean,
+        bounds=(0.0, 1.0),
+    ),
+    _sparsity("density", "proportion", "density", "fraction of prunable weights that are nonzero"),
+    _sparsity("mask_density", "proportion", "mask density", "fraction of prunable weights the mask keeps"),
+    _sparsity("masked_nonzero", "count", "masked nonzero", "weights the mask prunes that are not zero"),
+    _sparsity("params", "count", "parameters", "number of parameters"),
+    _sparsity("nonzero_params", "count", "nonzero parameters", "number of nonzero parameters"),
+    _sparsity("macs_dense", "count", "dense MACs", "multiply-accumulates of one image, dense"),
+    _sparsity("macs_sparse", "count", "sparse MACs", "multiply-accumulates of one image, skipping zeros"),
+)
+
+_BY_KEY = {f.key: f for f in FAMILIES}
+if len(_BY_KEY) != len(FAMILIES):  # pragma: no cover - a catalogue edit that duplicates a key
+    raise RuntimeError("duplicate metric family key in the catalogue")
+
+
+class UnknownMetric(KeyError):
+    """A metric name no catalogue family matches."""
+
+    def __str__(self) -> str:
+        return f"unknown metric {self.args[0]!r}; see `evalsuite ls metrics`"
+
+
+@functools.lru_cache(maxsize=4096)
+def lookup(name: str) -> MetricRef:
+    """Resolve ``name`` to its family; :class:`UnknownMetric` when none matches."""
+    for fam in FAMILIES:
+        params = fam.match(name)
+        if params is not None:
+            return MetricRef(name, fam, params)
+    raise UnknownMetric(name)
+
+
+def find(name: str) -> MetricRef | None:
+    """:func:`lookup`, or None for a name no family matches."""
+    try:
+        return lookup(name)
+    except UnknownMetric:
+        return None
+
+
+def family(key: str) -> MetricFamily:
+    return _BY_KEY[key]
+
+
+def higher_is_better(name: str) -> bool:
+    """The metric's direction (unknown names: higher is better, the safe reading for a gate)."""
+    ref = find(name)
+    return True if ref is None else ref.higher_is_better
+
+
+def group_of(name: str) -> str:
+    ref = find(name)
+    return "other" if ref is None else ref.group
+
+
+def group_rank(name: str) -> int:
+    g = group_of(name)
+    return GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER)  # type: ignore[arg-type]
+
+
+def sort_key(name: str) -> tuple[int, int, str]:
+    """Report order: group, then the family's place in the catalogue, then the name."""
+    ref = find(name)
+    fam_rank = FAMILIES.index(ref.family) if ref is not None else len(FAMILIES)
+    return group_rank(name), fam_rank, name
+
+
+def primary_metrics(names: Iterable[str], primary_score: str = PRIMARY_OOD_SCORE) -> set[str]:
+    """The primary family among ``names``: accuracy, NLL, ECE, each OOD set's AUROC for the default score,
+    each attack's robust accuracy at its largest eps (Holm-corrected; everything else is secondary)."""
+    names = list(names)
+    out: set[str] = set()
+    largest: dict[str, tuple[float, str]] = {}
+    for n in names:
+        ref = find(n)
+        if ref is None:
+            continue
+        rule = ref.family.primary
+        if rule == "always" or (rule == "default_score" and ref.params.get("score") == primary_score):
+            out.add(n)
+        elif rule == "largest_eps":
+            eps = eps_value(ref.params["eps"])
+            attack = ref.params["attack"]
+            if attack not in largest or eps > largest[attack][0]:
+                largest[attack] = (eps, n)
+    out.update(n for _, n in largest.values())
+    return out
+
+
+def eps_value(label: str) -> float:
+    """``'8_255'`` -> 8/255, ``'0.5'`` -> 0.5 (the inverse of ``core.results.eps_name``)."""
+    k, sep, d = label.partition("_")
+    return float(k) / float(d) if sep else float(label)
+
+
+def describe(families: Iterable[MetricFamily] = FAMILIES) -> list[dict[str, Any]]:
+    """One plain row per family (for ``evalsuite ls metrics`` and report legends)."""
+    return [
+        {
+            "pattern": f.pattern,
+            "group": f.group,
+            "direction": "higher" if f.higher_is_better else "lower",
+            "kind": f.kind,
+            "ci": f.value_ci,
+            "test": f.paired_test,
+            "primary": f.primary,
+            "definition": f.definition,
+        }
+        for f in families
+    ]
+
+
+def legend(names: Iterable[str]) -> list[tuple[str, str]]:
+    """(pattern, definition) for each family present among ``names``, in catalogue order."""
+    present = {ref.family.key for n in names if (ref := find(n)) is not None}
+    return [(f.pattern, f.definition) for f in FAMILIES if f.key in present]
