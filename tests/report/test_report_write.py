@@ -32,7 +32,7 @@ def _leftovers(parent: Path, name: str) -> list[str]:
 
 
 def test_full_report(report_dir, comparison):
-    assert {p.name for p in report_dir.iterdir()} == FILES
+    assert {p.name for p in report_dir.iterdir()} == FILES | {".evalsuite-report"}
     assert _leftovers(report_dir.parent, report_dir.name) == []
     assert load_comparison(report_dir / "comparison.json") == json.loads(json.dumps(comparison))
     assert load_comparison(report_dir)["reference"] == "dense"  # a folder works too
@@ -67,12 +67,14 @@ def test_force_replaces(fast_plots, comparison, tmp_path, monkeypatch, exchange)
     if not exchange:
         monkeypatch.setattr(W, "_exchange", lambda a, b: False)
     out = tmp_path / "rep"
+    monkeypatch.setattr(W, "plot_files", lambda comp: {"robust.png": b"\x89PNG", "stale.png": b"\x89PNG"})
     write_report(comparison, out)
-    (out / "stale.txt").write_text("from the old report")
+    monkeypatch.setattr(W, "plot_files", lambda comp: {"robust.png": b"\x89PNG fake"})
     comparison["reference"] = "dense"
     comparison["settings"]["alpha"] = 0.01
     write_report(comparison, out, force=True)
-    assert {p.name for p in out.iterdir()} == FILES
+    assert {p.name for p in out.iterdir()} == FILES | {".evalsuite-report"}
+    assert {p.name for p in (out / "plots").iterdir()} == {"robust.png"}  # the old report's plot is gone
     assert load_comparison(out)["settings"]["alpha"] == 0.01
     assert _leftovers(tmp_path, "rep") == []
 
