@@ -231,7 +231,9 @@ def check_report_target(
         if not ip.exists():
             continue
         r = ip.resolve()
-        if r == real or real in r.parents:
+        if r == real:
+            raise UsageError(f"--out {out_dir} is an input of this command ({i}); not overwriting it")
+        if real in r.parents:
             raise UsageError(f"--out {out_dir} holds the input {i}; write the report to another folder")
     if out.exists() or out.is_symlink():
         if not force:
