@@ -4,6 +4,7 @@ whose NPZ does not match its JSON is one line; and the refusals come before any 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -55,8 +56,25 @@ def _still_fifo(tmp: Path) -> None:
     assert stat.S_ISFIFO(os.lstat(tmp / "r.json").st_mode)
 
 
-def _dev_null_intact(tmp: Path) -> None:
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+def _device(tmp: Path) -> str:
+    """A character device to aim --out at. As root, a private copy of /dev/null in ``tmp``: a regression
+    must never be able to replace the machine's own /dev/null (which os.replace does, as root). Without
+    root, /dev itself is not writable, so the real /dev/null is safe to aim at."""
+    if os.geteuid() != 0:
+        return "/dev/null"
+    dev = tmp / "null.json"
+    if not dev.exists():
+        os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    return str(dev)
+
+
+def _model_and_device(tmp: Path) -> list[Path]:
+    _device(tmp)
+    return _model(tmp)
+
+
+def _device_intact(tmp: Path) -> None:
+    assert stat.S_ISCHR(os.lstat(_device(tmp)).st_mode)
 
 
 def _model_and_link(tmp: Path) -> list[Path]:
@@ -141,12 +159,12 @@ CASES = [
         code=2,
     ),
     Case(
-        "eval-out-dev-null",
-        [*EVAL, "--out", "/dev/null"],
+        "eval-out-device",
+        [*EVAL, "--out", "{dev}"],
         "not a regular file",
-        _model,
+        _model_and_device,
         code=2,
-        after=_dev_null_intact,
+        after=_device_intact,
     ),
     Case("eval-out-folder", [*EVAL, "--out", "{tmp}/res"], "is a folder", _model_and_folder, code=2),
     Case(
@@ -273,6 +291,8 @@ def _write(path: Path, text: str) -> Path:
 
 @params(CASES)
 def test_outputs_never_destroy_inputs(case, tmp_path, capsys):
+    if any("{dev}" in a for a in case.argv):
+        case = dataclasses.replace(case, argv=[a.replace("{dev}", _device(tmp_path)) for a in case.argv])
     check_case(case, tmp_path, capsys)
 
 
