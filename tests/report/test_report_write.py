@@ -183,3 +183,53 @@ def test_report_from_json_alone_without_torch_or_pyplot(report_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("report.md", "tables.tex", "metrics.csv", "plots/robust.png", "plots/robust.pdf"):
         assert (tmp_path / "again" / name).read_bytes() == (report_dir / name).read_bytes(), name
+
+
+def test_force_replaces_only_what_the_marker_lists(fast_plots, comparison, tmp_path):
+    out = tmp_path / "rep"
+    write_report(comparison, out)
+    marker = json.loads((out / ".evalsuite-report").read_text())
+    assert set(marker["files"]) == {
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".evalsuite-report"
+    }
+    (out / "plots" / "my-figure.svg").write_text("<svg/>")
+    with pytest.raises(UsageError, match="plots/my-figure.svg, which evalsuite did not write"):
+        write_report(comparison, out, force=True)
+    assert (out / "plots" / "my-figure.svg").read_text() == "<svg/>"
+    (out / "plots" / "my-figure.svg").unlink()
+    write_report(comparison, out, force=True)
+
+
+def test_force_replaces_a_report_from_before_the_marker(fast_plots, comparison, tmp_path):
+    out = tmp_path / "rep"
+    write_report(comparison, out)
+    (out / ".evalsuite-report").unlink()
+    write_report(comparison, out, force=True)
+    (out / ".evalsuite-report").unlink()
+    (out / "notes.md").write_text("mine")
+    with pytest.raises(UsageError, match="notes.md"):
+        write_report(comparison, out, force=True)
+
+
+def test_force_refuses_a_linked_folder_and_inputs_inside(fast_plots, comparison, tmp_path):
+    write_report(comparison, tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(UsageError, match="not a report folder"):
+        write_report(comparison, tmp_path / "link", force=True)
+    (tmp_path / "real" / "dense.json").write_text("{}")
+    with pytest.raises(UsageError, match="holds the input"):
+        write_report(comparison, tmp_path / "real", force=True, inputs=[tmp_path / "real" / "dense.json"])
+    assert (tmp_path / "real" / "dense.json").read_text() == "{}"
+
+
+def test_leftovers_of_dead_writers_are_removed(fast_plots, comparison, tmp_path):
+    dead = tmp_path / ".rep.tmp-999999999-0badf00d"
+    old_style = tmp_path / ".rep.old-0badf00d"
+    alive = tmp_path / ".rep.tmp-1-0badf00d"  # pid 1 is always running: its writer may still be at work
+    other = tmp_path / ".report.tmp-999999999-0badf00d"  # another target's
+    for d in (dead, old_style, alive, other):
+        d.mkdir()
+        (d / "report.md").write_text("half")
+    write_report(comparison, tmp_path / "rep")
+    assert not dead.exists() and not old_style.exists()
+    assert alive.exists() and other.exists()
