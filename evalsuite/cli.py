@@ -389,6 +389,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         render_terminal,
         write_report,
     )
+    from evalsuite.report.write import check_report_target
 
     if not args.models and not args.group:
         raise CLIUsageError("compare needs two or more models (or --group NAME=a.pt,b.pt twice)")
@@ -398,6 +399,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise CLIUsageError(f"--n-boot must be >= 100, got {args.n_boot}")
     if not (0 < args.alpha < 1):
         raise CLIUsageError(f"--alpha must be in (0, 1), got {args.alpha}")
+    sources = list(args.models or []) + [
+        m.strip() for spec in args.group or [] for m in spec.partition("=")[2].split(",") if m.strip()
+    ]
+    inputs = sources + [str(Path(m).with_suffix(".npz")) for m in sources if m.endswith(".json")]
+    if args.out:  # refused before any model is evaluated, not after
+        check_report_target(args.out, inputs, args.force)
     cfg = _battery_config(args)
     opts = _eval_options(args, None)
     settings = CompareSettings(alpha=args.alpha, n_boot=args.n_boot, seed=args.seed)
@@ -428,7 +435,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     others = [m["name"] for m in comp["models"] if m["name"] != ref]
     default = f"{ref}-vs-{others[0]}" if len(others) == 1 else f"{ref}-vs-{len(others)}-models"
     out = Path(args.out) if args.out else Path("reports") / default
-    write_report(comp, out, force=args.force)
+    write_report(comp, out, force=args.force, inputs=inputs)
     print(render_terminal(comp))
     print(f"\nwrote {out}/ (report.md, report.html, tables.tex, metrics.csv, comparison.json, plots/)")
     failed = [e for e in entries if not e.ok]
@@ -529,8 +536,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     from evalsuite.battery import merge_shards, save_result
+    from evalsuite.core.io import check_output
     from evalsuite.report import format_result
 
+    shards = [Path(s) for s in args.shards]
+    check_output(args.out, [*shards, *(s.with_suffix(".npz") for s in shards)])
     result, arrays = merge_shards(args.shards)
     out = save_result(result, arrays, Path(args.out))
     print(format_result(result))

@@ -44,14 +44,19 @@ def collect_entries(
     if names is not None and len(names) != len(inputs):
         raise EvalsuiteError(f"--names has {len(names)} names for {len(inputs)} models")
     entries: list[ModelEntry] = []
+    where = f"{group}: " if group else ""
     for i, src in enumerate(inputs):
         result = arrays = None
         error = None
+        step = f"{where}{i + 1}/{len(inputs)}"
         try:
             if src.endswith(".json"):
+                log.info("using result %s (%s)", src, step)
                 result = EvalResult.load(src)
-                arrays = load_arrays(src)
+                arrays = load_arrays(src, result)
             else:
+                label = names[i] if names is not None else Path(src).stem
+                log.info("evaluating %s: %s (%s)", step, label, src)
                 options.name = None
                 result, arrays = evaluate_with_arrays(src, config, options)
         except KeyboardInterrupt:

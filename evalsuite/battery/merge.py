@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from evalsuite.battery.run import load_arrays
 from evalsuite.battery.summarize import Arrays, metric_info, summarize
 from evalsuite.core.errors import UsageError
-from evalsuite.core.results import EvalResult
+from evalsuite.core.results import EvalResult, load_arrays
 
 
 def _order_key(key: str) -> str:
@@ -30,7 +29,7 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
     if not paths:
         raise UsageError("merge needs at least one shard result")
     results = [EvalResult.load(p) for p in paths]
-    shard_arrays = [load_arrays(Path(p)) for p in paths]
+    shard_arrays = [load_arrays(Path(p), r) for p, r in zip(paths, results)]
     first = results[0]
     shards = [tuple(r.config.get("shard") or (0, 1)) for r in results]
     n = shards[0][1]

@@ -6,8 +6,6 @@ OOD metric; the clean-correct set for the attacks comes from that same pass.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
@@ -20,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from evalsuite import __version__
 from evalsuite.attacks import ATTACKS, AttackConfig, run_attacks
+from evalsuite.battery import cache
+from evalsuite.battery.cache import cache_dir
 from evalsuite.battery.config import BatteryConfig
 from evalsuite.battery.predict import default_batch_size, predict_logits
 from evalsuite.battery.summarize import (
@@ -34,11 +33,11 @@ from evalsuite.battery.summarize import (
 )
 from evalsuite.core.device import device_name, pick_device
 from evalsuite.core.errors import DataError, UsageError
-from evalsuite.core.io import sha256_file
+from evalsuite.core.io import check_output
 from evalsuite.core.provenance import provenance
-from evalsuite.core.results import EvalResult, load_arrays, save_result
+from evalsuite.core.results import EvalResult, load_arrays, save_result  # noqa: F401  (re-exported)
 from evalsuite.data import ImageSet, load_dataset
-from evalsuite.data.base import spec_fingerprint, split_named_spec, stratified_indices
+from evalsuite.data.base import spec_fingerprint, spec_path, split_named_spec, stratified_indices
 from evalsuite.metrics import CONVENTIONS
 from evalsuite.models.foreign import LoadedModel, load_any_model
 from evalsuite.sparsity import density_report, prunable_layers
@@ -112,22 +111,22 @@ def _positions(
 
 
 def _arch_file_sha(arch: str | None) -> str | None:
-    """sha256 of the user's ``file.py`` in ``--arch file.py:callable`` (the code is part of the model)."""
-    if not arch or ":" not in arch:
-        return None
-    path = Path(arch.rsplit(":", 1)[0]).expanduser()
-    return sha256_file(path) if path.suffix == ".py" and path.is_file() else None
+    """sha256 of the source of ``--arch file.py:fn`` or ``package.module:fn`` (code is part of the model)."""
+    return cache.arch_sha256(arch)
 
 
-def _cache_key(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-def cache_dir(explicit: Path | None = None) -> Path:
-    if explicit is not None:
-        return explicit
-    env = os.environ.get("EVALSUITE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "evalsuite" / "results"
+def _check_out(opts: EvalOptions, model: object, data_spec: str | None) -> None:
+    """Refuse an ``--out`` that is (or whose .npz is) one of this evaluation's inputs, before any work."""
+    if opts.out is None:
+        return
+    specs = [data_spec or "", *(opts.ood or ())]
+    inputs = [p for p in (spec_path(s) for s in specs) if p is not None]
+    if not isinstance(model, nn.Module):
+        inputs.append(Path(model))
+    arch = cache.arch_source(opts.arch)
+    if arch is not None:
+        inputs.append(arch)
+    check_output(opts.out, inputs)
 
 
 def _load_model(
@@ -171,6 +170,7 @@ def evaluate_with_arrays(
         if not hasattr(opts, k):
             raise UsageError(f"unknown evaluate option {k!r}")
         setattr(opts, k, v)
+    _check_out(opts, model, opts.data)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
@@ -183,6 +183,7 @@ def evaluate_with_arrays(
         data_spec = loaded.card.dataset
         if not data_spec or data_spec == "unknown":
             raise UsageError("the checkpoint does not say its dataset; pass --data (e.g. --data cifar10)")
+        _check_out(opts, model, data_spec)
     id_full = load_dataset(data_spec, "test", opts.data_root, opts.download)
     if loaded is None:
         loaded = _load_model(model, opts, id_full)
@@ -210,29 +211,23 @@ def evaluate_with_arrays(
     }
     id_fingerprint = spec_fingerprint(data_spec, opts.data_root)
     ood_fingerprints = [spec_fingerprint(s, opts.data_root) for _, s in named]
-    cache_parts = {
-        "version": __version__,
-        "model_sha256": loaded.sha256,
-        "config": cfg.identity(),
-        "data": id_fingerprint,
-        "ood": [[n, fp] for (n, _), fp in zip(named, ood_fingerprints)],
-        "load": load_options,
-    }
-    key = _cache_key(cache_parts)
-    cached = cache_dir(opts.cache_dir) / f"{key}.json"
-    if opts.cache and loaded.sha256 and cached.exists():
-        try:
-            result = EvalResult.load(cached)
-            arrays = load_arrays(cached)
-            log.info("cached result %s", cached)
-            # the numbers are the cached ones; the name and source are this call's
-            result.model["name"] = opts.name or _display_name(model, loaded.card)
-            result.model["source"] = str(model)
-            if opts.out is not None:
-                save_result(result, arrays, Path(opts.out))
-            return result, arrays
-        except DataError as e:
-            log.warning("ignoring unreadable cache entry %s (%s)", cached, e)
+    cache_parts = cache.key_parts(
+        model_sha256=loaded.sha256,
+        config=cfg.identity(),
+        data=id_fingerprint,
+        ood=[[n, fp] for (n, _), fp in zip(named, ood_fingerprints)],
+        load=load_options,
+    )
+    key = cache.cache_key(cache_parts)
+    hit = cache.lookup(cache_dir(opts.cache_dir), key) if opts.cache and loaded.sha256 else None
+    if hit is not None:
+        result, arrays = hit
+        # the numbers are the cached ones; the name and source are this call's
+        result.model["name"] = opts.name or _display_name(model, loaded.card)
+        result.model["source"] = str(model)
+        if opts.out is not None:
+            save_result(result, arrays, Path(opts.out))
+        return result, arrays
 
     device = pick_device(opts.device)
     net = loaded.model.to(device).eval()
@@ -384,10 +379,7 @@ def evaluate_with_arrays(
         details=details,
     )
     if opts.cache and loaded.sha256:
-        try:
-            save_result(result, arrays, cached)
-        except OSError as e:
-            log.warning("could not write the cache (%s)", e)
+        cache.store(cache_dir(opts.cache_dir), key, cache_parts, result, arrays)
     if opts.out is not None:
         save_result(result, arrays, Path(opts.out))
     return result, arrays

@@ -12,15 +12,17 @@ Metric names are stable and namespaced; ``metric_direction`` gives ``higher_is_b
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evalsuite.core.errors import DataError
-from evalsuite.core.io import atomic_write, atomic_write_text, json_safe, read_json
+from evalsuite.core.io import atomic_write_bytes, atomic_write_text, json_safe, read_json
 
 SCHEMA = "evalsuite-result"
 SCHEMA_VERSION = 1
@@ -66,6 +68,8 @@ class EvalResult:
     sanity: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     arrays_file: str | None = None
+    # sha256 of the .npz written with this JSON; optional so files from before it still load
+    arrays_sha256: str | None = None
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 
@@ -82,7 +86,15 @@ class EvalResult:
                 f"this evalsuite reads {SCHEMA_VERSION}"
             )
         names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in names})
+        try:
+            return cls(**{k: v for k, v in d.items() if k in names})
+        except TypeError:
+            missing = sorted(
+                k
+                for k, f in cls.__dataclass_fields__.items()
+                if k not in d and f.default is MISSING and f.default_factory is MISSING
+            )
+            raise DataError(f"{where}: incomplete evalsuite result (missing {', '.join(missing)})") from None
 
     @classmethod
     def load(cls, path: str | Path) -> EvalResult:
@@ -101,24 +113,40 @@ Arrays = dict[str, "np.ndarray"]
 
 
 def save_result(result: EvalResult, arrays: Arrays, out: str | Path) -> Path:
-    """Write ``out`` (JSON) and ``out`` with suffix ``.npz`` (per-example arrays), each atomically."""
+    """Write ``out`` with suffix ``.npz`` (per-example arrays), then ``out`` (JSON), each atomically.
+
+    The JSON records the NPZ's sha256 and is written last: it is the commit point, so a run killed in
+    between leaves a JSON whose checksum does not match the NPZ beside it, which every reader refuses.
+    """
     out = Path(out)
     npz = out.with_suffix(".npz")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    data = buf.getvalue()
     result.arrays_file = npz.name
-    atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
+    result.arrays_sha256 = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(npz, data)
     atomic_write_text(out, result.to_json())
     return out
 
 
-def load_arrays(result_path: str | Path) -> Arrays:
-    """The per-example arrays saved beside a result JSON."""
+def load_arrays(result_path: str | Path, result: EvalResult | None = None) -> Arrays:
+    """The per-example arrays saved beside a result JSON, checked against the JSON's recorded sha256."""
     result_path = Path(result_path)
-    res = EvalResult.load(result_path)
+    res = result if result is not None else EvalResult.load(result_path)
     npz = result_path.with_name(res.arrays_file or result_path.with_suffix(".npz").name)
     if not npz.exists():
         raise DataError(f"{result_path}: per-example arrays {npz.name} are missing")
     try:
-        with np.load(npz, allow_pickle=False) as z:
+        data = npz.read_bytes()
+    except OSError as e:
+        raise DataError(f"{npz}: unreadable per-example arrays ({e.strerror})") from None
+    if res.arrays_sha256 is not None and hashlib.sha256(data).hexdigest() != res.arrays_sha256:
+        raise DataError(
+            f"{npz.name} does not match {result_path} (checksum differs: written by another run, or edited)"
+        )
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise DataError(f"{npz}: unreadable per-example arrays ({e})") from None

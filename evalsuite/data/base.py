@@ -151,29 +151,40 @@ def split_named_spec(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
+def spec_path(spec: str) -> Path | None:
+    """The file or folder a spec reads (``npz:PATH``, ``folder:PATH``, named or not), else None."""
+    kind, _, arg = split_named_spec(spec)[1].partition(":")
+    return Path(arg).expanduser() if kind in ("npz", "folder") and arg else None
+
+
 def spec_fingerprint(spec: str, root: str | Path | None = None) -> dict[str, object]:
     """What identifies a dataset spec's contents: the resolved path and a hash of the files it reads.
 
-    ``npz:PATH`` -> sha256 of the file; ``folder:PATH`` -> sha256 over every file's relative path, size and
-    mtime; registered names (``cifar10``, ``digits``) -> the name and data root. Two specs with the same
-    string in different folders, or a file edited in place, get different fingerprints.
+    ``npz:PATH`` -> sha256 of the file; ``folder:PATH`` -> sha256 over every file's relative path and
+    content (so an image edited in place, even keeping its size and time stamp, changes it); registered
+    names (``cifar10``, ``digits``) -> the name and data root. Two specs with the same string in different
+    folders, or a file edited in place, get different fingerprints.
     """
     import hashlib
 
     spec = split_named_spec(spec)[1]
-    kind, _, arg = spec.partition(":")
-    if kind == "npz" and arg:
-        p = Path(arg).expanduser().resolve()
+    kind = spec.partition(":")[0]
+    path = spec_path(spec)
+    if kind == "npz" and path is not None:
+        p = path.resolve()
         try:
             digest: str | None = sha256_file(p)
         except OSError:
             digest = None
         return {"spec": spec, "path": str(p), "sha256": digest}
-    if kind == "folder" and arg:
-        p = Path(arg).expanduser().resolve()
+    if kind == "folder" and path is not None:
+        p = path.resolve()
         h = hashlib.sha256()
         for f in sorted(q for q in p.rglob("*") if q.is_file()):
-            st = f.stat()
-            h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            try:
+                content = sha256_file(f)
+            except OSError:
+                content = "unreadable"
+            h.update(f"{f.relative_to(p).as_posix()}\0{content}\n".encode())
         return {"spec": spec, "path": str(p), "sha256": h.hexdigest()}
     return {"spec": spec, "root": str(Path(root).expanduser().resolve()) if root else None}

@@ -4,6 +4,12 @@ The folder is built in a hidden temporary sibling and renamed into place, so a r
 sees either the old complete folder or the new complete one, never a mix. With ``force`` the swap is
 a single atomic ``renameat2(RENAME_EXCHANGE)`` where Linux offers it; elsewhere the old folder is
 renamed away first and put back if the second rename fails.
+
+Every report folder holds a marker, ``.evalsuite-report``, listing the files written. ``force`` replaces
+only a folder whose every file is listed there (or, for reports from before the marker, is a known report
+file or plot), so a user's own file in the folder stops the command instead of being deleted; and a folder
+holding one of the command's inputs is never the output. Temporary siblings left by killed runs (their
+name carries the writer's pid) are removed by the next write to the same target.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import ctypes
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +35,9 @@ from evalsuite.report.render import Comparison, render_csv, render_html, render_
 SCHEMA = "evalsuite-comparison"
 SCHEMA_VERSION = 1
 REPORT_FILES = ("report.md", "report.html", "tables.tex", "metrics.csv", "comparison.json")
+MARKER = ".evalsuite-report"
+MARKER_SCHEMA = "evalsuite-report-files"
+_PLOT_SUFFIXES = (".png", ".pdf")
 
 
 def check_comparison(d: Any, where: str = "comparison") -> Comparison:
@@ -89,6 +100,9 @@ def build_report(comp: Comparison, folder: Path) -> None:
     _write(folder / "tables.tex", render_latex(clean).encode("utf-8"))
     _write(folder / "metrics.csv", render_csv(clean).encode("utf-8"))
     _write(folder / "comparison.json", text.encode("utf-8"))
+    written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    marker = {"schema": MARKER_SCHEMA, "files": written}
+    _write(folder / MARKER, (json.dumps(marker, indent=1) + "\n").encode("utf-8"))
     _fsync_dir(plots)
     _fsync_dir(folder)
 
@@ -135,7 +149,7 @@ def _swap_in(new: Path, out: Path) -> None:
 def _make_temp_dir(out: Path) -> Path:
     # Not tempfile.mkdtemp: its 0700 mode would stick to the published report folder.
     for _ in range(100):
-        tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(4)}")
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
         try:
             tmp.mkdir()
             return tmp
@@ -144,31 +158,113 @@ def _make_temp_dir(out: Path) -> Path:
     raise FileExistsError(f"no free temporary name beside {out}")
 
 
-def _looks_replaceable(out: Path) -> bool:
-    # --force replaces an earlier report, never an arbitrary folder that happens to share the name.
-    return (
-        out.is_dir()
-        and not out.is_symlink()
-        and ((out / "comparison.json").is_file() or not any(out.iterdir()))
-    )
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's live process, or unknowable: leave its folder alone
+    return True
 
 
-def write_report(comp: Comparison, out_dir: str | os.PathLike[str], force: bool = False) -> Path:
-    """Write report.md, report.html, tables.tex, metrics.csv, comparison.json and plots/ into ``out_dir``.
+def clean_leftovers(out: Path) -> list[Path]:
+    """Remove temporary siblings of ``out`` left by killed writes (their writer's pid is gone)."""
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(?:tmp|old)-(?:(\d+)-)?[0-9a-f]{{8}}$")
+    removed = []
+    with contextlib.suppress(OSError):
+        for p in out.parent.iterdir():
+            m = pattern.match(p.name)
+            if not m or p.is_symlink() or not p.is_dir():
+                continue
+            pid = int(m.group(1)) if m.group(1) else None  # no pid: written before pids were recorded
+            if pid is not None and (pid == os.getpid() or _pid_alive(pid)):
+                continue
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
-    The folder appears complete or not at all. An existing ``out_dir`` is an error unless ``force``, and
-    even then only an earlier report (or an empty folder) is replaced.
-    """
-    check_comparison(comp)
+
+def _marker_files(folder: Path) -> set[str] | None:
+    try:
+        d = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(d, dict) or d.get("schema") != MARKER_SCHEMA or not isinstance(d.get("files"), list):
+        return None
+    return {str(f) for f in d["files"]}
+
+
+def _foreign_entry(folder: Path) -> str | None:
+    """The first thing in ``folder`` this writer did not put there, or None when it is all ours."""
+    listed = _marker_files(folder)
+    for root, dirs, files in os.walk(folder):
+        base = Path(root)
+        for name in sorted(dirs):
+            rel = (base / name).relative_to(folder).as_posix()
+            # os.walk does not enter linked folders, so judge the link itself; files inside real
+            # folders are judged one by one below
+            if (base / name).is_symlink() or (listed is None and rel != "plots"):
+                return rel
+        for name in sorted(files):
+            rel = (base / name).relative_to(folder).as_posix()
+            if rel == MARKER and listed is not None:
+                continue
+            if listed is not None:
+                ok = rel in listed and not (base / name).is_symlink()
+            else:  # a report written before the marker: only its known file names
+                ok = rel in REPORT_FILES or (rel.startswith("plots/") and rel.endswith(_PLOT_SUFFIXES))
+            if not ok:
+                return rel
+    return None
+
+
+def check_report_target(
+    out_dir: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = (), force: bool = False
+) -> Path:
+    """Raise UsageError unless ``out_dir`` may receive a report: absent, or with ``force`` an earlier
+    report folder holding nothing else, and in either case holding none of ``inputs``."""
     out = Path(out_dir).absolute()
+    real = out.resolve()
+    for i in inputs:
+        ip = Path(i)
+        if not ip.exists():
+            continue
+        r = ip.resolve()
+        if r == real:
+            raise UsageError(f"--out {out_dir} is an input of this command ({i}); not overwriting it")
+        if real in r.parents:
+            raise UsageError(f"--out {out_dir} holds the input {i}; write the report to another folder")
     if out.exists() or out.is_symlink():
         if not force:
             raise UsageError(f"{out_dir} exists; pass --force to replace it")
-        if not _looks_replaceable(out):
+        if out.is_symlink() or not out.is_dir():
+            raise UsageError(f"{out_dir} exists and is not a report folder; not replacing it")
+        foreign = _foreign_entry(out)
+        if foreign is not None:
             raise UsageError(
-                f"{out_dir} exists and is not an evalsuite report (no comparison.json); not replacing it"
+                f"{out_dir} is not an evalsuite report folder: it holds {foreign}, which evalsuite did not "
+                "write; not replacing it"
             )
+    return out
+
+
+def write_report(
+    comp: Comparison,
+    out_dir: str | os.PathLike[str],
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike[str]] = (),
+) -> Path:
+    """Write report.md, report.html, tables.tex, metrics.csv, comparison.json and plots/ into ``out_dir``.
+
+    The folder appears complete or not at all. An existing ``out_dir`` is an error unless ``force``, and
+    even then only an earlier report holding nothing but its own files is replaced; a folder holding one
+    of ``inputs`` (the comparison's result files) is refused.
+    """
+    check_comparison(comp)
+    out = check_report_target(out_dir, inputs, force)
     out.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(out)
     tmp = _make_temp_dir(out)
     try:
         build_report(comp, tmp)

@@ -32,7 +32,7 @@ def _leftovers(parent: Path, name: str) -> list[str]:
 
 
 def test_full_report(report_dir, comparison):
-    assert {p.name for p in report_dir.iterdir()} == FILES
+    assert {p.name for p in report_dir.iterdir()} == FILES | {".evalsuite-report"}
     assert _leftovers(report_dir.parent, report_dir.name) == []
     assert load_comparison(report_dir / "comparison.json") == json.loads(json.dumps(comparison))
     assert load_comparison(report_dir)["reference"] == "dense"  # a folder works too
@@ -67,12 +67,14 @@ def test_force_replaces(fast_plots, comparison, tmp_path, monkeypatch, exchange)
     if not exchange:
         monkeypatch.setattr(W, "_exchange", lambda a, b: False)
     out = tmp_path / "rep"
+    monkeypatch.setattr(W, "plot_files", lambda comp: {"robust.png": b"\x89PNG", "stale.png": b"\x89PNG"})
     write_report(comparison, out)
-    (out / "stale.txt").write_text("from the old report")
+    monkeypatch.setattr(W, "plot_files", lambda comp: {"robust.png": b"\x89PNG fake"})
     comparison["reference"] = "dense"
     comparison["settings"]["alpha"] = 0.01
     write_report(comparison, out, force=True)
-    assert {p.name for p in out.iterdir()} == FILES
+    assert {p.name for p in out.iterdir()} == FILES | {".evalsuite-report"}
+    assert {p.name for p in (out / "plots").iterdir()} == {"robust.png"}  # the old report's plot is gone
     assert load_comparison(out)["settings"]["alpha"] == 0.01
     assert _leftovers(tmp_path, "rep") == []
 
@@ -181,3 +183,53 @@ def test_report_from_json_alone_without_torch_or_pyplot(report_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("report.md", "tables.tex", "metrics.csv", "plots/robust.png", "plots/robust.pdf"):
         assert (tmp_path / "again" / name).read_bytes() == (report_dir / name).read_bytes(), name
+
+
+def test_force_replaces_only_what_the_marker_lists(fast_plots, comparison, tmp_path):
+    out = tmp_path / "rep"
+    write_report(comparison, out)
+    marker = json.loads((out / ".evalsuite-report").read_text())
+    assert set(marker["files"]) == {
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".evalsuite-report"
+    }
+    (out / "plots" / "my-figure.svg").write_text("<svg/>")
+    with pytest.raises(UsageError, match="plots/my-figure.svg, which evalsuite did not write"):
+        write_report(comparison, out, force=True)
+    assert (out / "plots" / "my-figure.svg").read_text() == "<svg/>"
+    (out / "plots" / "my-figure.svg").unlink()
+    write_report(comparison, out, force=True)
+
+
+def test_force_replaces_a_report_from_before_the_marker(fast_plots, comparison, tmp_path):
+    out = tmp_path / "rep"
+    write_report(comparison, out)
+    (out / ".evalsuite-report").unlink()
+    write_report(comparison, out, force=True)
+    (out / ".evalsuite-report").unlink()
+    (out / "notes.md").write_text("mine")
+    with pytest.raises(UsageError, match="notes.md"):
+        write_report(comparison, out, force=True)
+
+
+def test_force_refuses_a_linked_folder_and_inputs_inside(fast_plots, comparison, tmp_path):
+    write_report(comparison, tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(UsageError, match="not a report folder"):
+        write_report(comparison, tmp_path / "link", force=True)
+    (tmp_path / "real" / "dense.json").write_text("{}")
+    with pytest.raises(UsageError, match="holds the input"):
+        write_report(comparison, tmp_path / "real", force=True, inputs=[tmp_path / "real" / "dense.json"])
+    assert (tmp_path / "real" / "dense.json").read_text() == "{}"
+
+
+def test_leftovers_of_dead_writers_are_removed(fast_plots, comparison, tmp_path):
+    dead = tmp_path / ".rep.tmp-999999999-0badf00d"
+    old_style = tmp_path / ".rep.old-0badf00d"
+    alive = tmp_path / ".rep.tmp-1-0badf00d"  # pid 1 is always running: its writer may still be at work
+    other = tmp_path / ".report.tmp-999999999-0badf00d"  # another target's
+    for d in (dead, old_style, alive, other):
+        d.mkdir()
+        (d / "report.md").write_text("half")
+    write_report(comparison, tmp_path / "rep")
+    assert not dead.exists() and not old_style.exists()
+    assert alive.exists() and other.exists()
