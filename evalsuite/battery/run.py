@@ -38,10 +38,10 @@ from evalsuite.core.io import sha256_file
 from evalsuite.core.provenance import provenance
 from evalsuite.core.results import EvalResult, load_arrays, save_result
 from evalsuite.data import (
-    DATASETS,
     ImageSet,
     is_registered_name,
     load_dataset,
+    named_datasets,
     require_standard_stats,
     standard_stats,
 )
@@ -257,7 +257,7 @@ def _dataset_from_card(loaded: LoadedModel) -> str:
         raise UsageError("the checkpoint does not say its dataset; pass --data (e.g. --data cifar10)")
     if not is_registered_name(spec):
         raise UsageError(
-            f"the checkpoint names dataset {spec!r}, not a registered name ({', '.join(DATASETS.names())}); "
+            f"the checkpoint names dataset {spec!r}, not a registered name ({', '.join(named_datasets())}); "
             "pass --data to choose the test set"
         )
     return spec

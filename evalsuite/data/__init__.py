@@ -18,7 +18,13 @@ from evalsuite.data.base import (
     to_float_images,
 )
 from evalsuite.data.files import channel_stats
-from evalsuite.data.stats import is_registered_name, require_standard_stats, standard_stats, stats_names
+from evalsuite.data.stats import (
+    is_registered_name,
+    named_datasets,
+    require_standard_stats,
+    standard_stats,
+    stats_names,
+)
 from evalsuite.data.torchvision_sets import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -47,6 +53,7 @@ __all__ = [
     "data_root",
     "is_registered_name",
     "load_dataset",
+    "named_datasets",
     "require_standard_stats",
     "standard_stats",
     "stats_names",

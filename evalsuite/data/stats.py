@@ -49,6 +49,14 @@ def require_standard_stats(name: str) -> Stats:
     return found
 
 
+_NEEDS_PATH = ("npz", "folder")
+
+
+def named_datasets() -> list[str]:
+    """Registered datasets that are a name alone (no path): what checkpoint metadata may name."""
+    return [n for n in DATASETS.names() if n not in _NEEDS_PATH]
+
+
 def is_registered_name(spec: str) -> bool:
     """True for a bare registered dataset name (``cifar10``, ``digits``); False for paths and ``kind:ARG``."""
-    return bool(spec) and ":" not in spec and "/" not in spec and "=" not in spec and spec in DATASETS
+    return spec in named_datasets()
