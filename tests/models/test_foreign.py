@@ -240,7 +240,7 @@ def test_torch_export(tmp_path, cnn, x):
     # content, not the extension, decides the format
     q = tmp_path / "m.bin"
     q.write_bytes(p.read_bytes())
-    assert _load(q, normalize=False, trust=True).source_format == "export"
+    assert _load(q, mean=None, std=None, normalize=False, trust=True).source_format == "export"
 
 
 class Evil:
