@@ -275,10 +275,18 @@ def _check_input(loaded: LoadedModel, data: ImageSet, spec: str, device: torch.d
         with torch.inference_mode():
             out = loaded.model(data.images(slice(0, 1)).to(device))
     except Exception as e:  # the user's model on the user's data: any failure is an input mismatch
-        msg = " ".join(str(e).split())[:200] or type(e).__name__
-        raise UsageError(f"model fails on {spec} images {_shape(have)}: {msg}") from None
+        raise UsageError(f"model fails on {spec} images {_shape(have)}: {_last_line(e)}") from None
     if out.ndim != 2:
         raise UsageError(f"model returns shape {tuple(out.shape)} on {spec}, expected [batch, classes]")
+
+
+def _last_line(e: BaseException) -> str:
+    """The cause of a failed forward pass; TorchScript puts it last, after its own traceback."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    line = lines[-1] if "Traceback" in str(e) else " ".join(lines)
+    return line[:200]
 
 
 def _shape(shape: Sequence[int]) -> str:
@@ -295,7 +303,7 @@ def chance_warning(accuracy: float, labels: np.ndarray, normalization: dict[str,
         return None
     chance = float(np.bincount(labels).max() / labels.size)
     margin = min(0.10, max(0.05, chance))
-    if accuracy >= chance + margin:
+    if accuracy >= chance + margin - 1e-9:  # 0.01 + 0.05 must not fall short of 0.06 by rounding
         return None
     return (
         f"clean accuracy {accuracy:.3f} is within {margin * 100:.0f} points of chance ({chance:.3f}): "
