@@ -278,6 +278,8 @@ def _check_input(loaded: LoadedModel, data: ImageSet, spec: str, device: torch.d
         raise UsageError(f"model fails on {spec} images {_shape(have)}: {_last_line(e)}") from None
     if out.ndim != 2:
         raise UsageError(f"model returns shape {tuple(out.shape)} on {spec}, expected [batch, classes]")
+    if out.shape[1] != data.num_classes:
+        raise UsageError(f"model outputs {out.shape[1]} classes, {spec} has {data.num_classes}")
 
 
 def _last_line(e: BaseException) -> str:

@@ -112,6 +112,12 @@ def _npz16(tmp: Path) -> list[Path]:
     return [tmp / "d16.npz"]
 
 
+def _npz8_five_classes(tmp: Path) -> list[Path]:
+    x, y = _digits_u8()
+    np.savez(tmp / "d5.npz", x=x[y < 5], y=y[y < 5])
+    return [tmp / "d5.npz"]
+
+
 def _rgb32(tmp: Path) -> list[Path]:
     rng = np.random.default_rng(0)
     np.savez(tmp / "c32.npz", x=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), y=np.arange(20) % 10)
@@ -282,6 +288,13 @@ CASES = [
         ["eval", "{tmp}/ts.pt", "--trust-checkpoint", "--no-normalize", "--data", "npz:{tmp}/c32.npz", *FAST],
         "model fails on npz:",
         _both(_torchscript, _rgb32),
+        code=2,
+    ),
+    Case(
+        "classes-10-output-model-on-5-class-data",
+        ["eval", "{tmp}/ts.pt", "--trust-checkpoint", "--no-normalize", "--data", "npz:{tmp}/d5.npz", *FAST],
+        "model outputs 10 classes, npz:",
+        _both(_torchscript, _npz8_five_classes),
         code=2,
     ),
     # checkpoint metadata names registered datasets only, never paths
