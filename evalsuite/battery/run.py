@@ -149,18 +149,7 @@ def _norm_request(
     source: str | os.PathLike[str] | nn.Module, opts: EvalOptions, id_set: ImageSet | None
 ) -> dict[str, Any]:
     """The normalization keywords for ``load_any_model``: what the caller chose, else the fallback."""
-    given = opts.mean is not None or opts.std is not None
-    chosen = [
-        flag
-        for flag, on in (
-            ("--mean/--std", given),
-            ("--no-normalize", opts.normalize is False),
-            ("--norm-stats", opts.norm_stats is not None),
-        )
-        if on
-    ]
-    if len(chosen) > 1:
-        raise UsageError(f"choose one way to normalize, got {' and '.join(chosen)}")
+    given = _one_norm_choice(opts)
     channels = id_set.input_shape[0] if id_set is not None else None
     data = opts.data or (id_set.name if id_set is not None else "the data")
     kw: dict[str, Any] = {"normalize": opts.normalize is not False}
@@ -194,6 +183,23 @@ def _norm_request(
     return kw
 
 
+def _one_norm_choice(opts: EvalOptions) -> bool:
+    """At most one of --mean/--std, --no-normalize, --norm-stats; True when mean/std were given."""
+    given = opts.mean is not None or opts.std is not None
+    chosen = [
+        flag
+        for flag, on in (
+            ("--mean/--std", given),
+            ("--no-normalize", opts.normalize is False),
+            ("--norm-stats", opts.norm_stats is not None),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one way to normalize, got {' and '.join(chosen)}")
+    return given
+
+
 def _dataset_source(name: str) -> str:
     return f"dataset:{name} standard statistics"
 
@@ -222,6 +228,7 @@ def _check_options(model: str | os.PathLike[str] | nn.Module, opts: EvalOptions)
     bs = opts.batch_size
     if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
         raise UsageError(f"--batch-size must be a positive integer, got {bs}")
+    _one_norm_choice(opts)
     if opts.norm_stats is not None:
         require_standard_stats(opts.norm_stats)
     if isinstance(model, nn.Module):
