@@ -136,13 +136,57 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
+class _ValidNames:
+    """The valid values of a flag, read from the registries only when --help is printed (torch is slow)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __str__(self) -> str:
+        if self.kind == "checks":
+            from evalsuite.battery.config import CHECKS
+
+            return ", ".join(CHECKS)
+        if self.kind == "attacks":
+            from evalsuite.attacks import ATTACKS
+
+            return ", ".join(ATTACKS.names())
+        if self.kind == "ood_scores":
+            from evalsuite.ood import OOD_SCORES
+
+            return ", ".join(OOD_SCORES.names())
+        from evalsuite.data import stats_names
+
+        return ", ".join(stats_names())
+
+
+def _listing(action: argparse.Action, kind: str) -> None:
+    action.valid = _ValidNames(kind)  # type: ignore[attr-defined]  # read by %(valid)s in the help
+
+
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
-    m = p.add_argument_group("model loading (foreign checkpoints)")
+    m = p.add_argument_group(
+        "model loading (foreign checkpoints)",
+        "normalization: at most one of --mean/--std, --no-normalize, --norm-stats; without one, the "
+        "standard statistics of a named --data set (npz:/folder: data need a choice)",
+    )
     m.add_argument("--arch", help="zoo name, path/to/file.py:callable or package.module:callable")
     m.add_argument("--arch-kwargs", type=_json_dict, default={}, help="JSON, e.g. '{\"depth\": 20}'")
-    m.add_argument("--mean", type=_floats, help="normalization mean (default: the dataset's)")
-    m.add_argument("--std", type=_floats, help="normalization std (default: the dataset's)")
-    m.add_argument("--no-normalize", action="store_true", help="the model already takes [0,1] images")
+    m.add_argument("--mean", type=_floats, help="normalization mean, one value per channel")
+    m.add_argument("--std", type=_floats, help="normalization std, one value per channel")
+    m.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="the model takes [0,1] images itself (e.g. a TorchScript model that normalizes inside)",
+    )
+    _listing(
+        m.add_argument(
+            "--norm-stats",
+            metavar="DATASET",
+            help="apply a dataset's standard statistics: %(valid)s",
+        ),
+        "norm_stats",
+    )
     m.add_argument(
         "--trust-checkpoint", action="store_true", help="allow arbitrary unpickling (trusted files only)"
     )
@@ -156,15 +200,32 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--limit", type=int, help="seeded class-stratified subset of N test examples")
     d.add_argument("--shard", type=_shard, help="run shard I of N (positions I, I+N, ...); merge later")
     b = p.add_argument_group("battery")
-    b.add_argument("--checks", default="clean,calibration,ood,robust,sparsity")
-    b.add_argument("--attacks", default="fgsm,pgd_linf,pgd_l2")
-    b.add_argument("--eps", default="1/255,2/255,4/255,8/255", help="L-inf eps list, pixel units")
+    _listing(
+        b.add_argument(
+            "--checks",
+            default="clean,calibration,ood,robust,sparsity",
+            help="comma-separated, one or more of: %(valid)s (default: all)",
+        ),
+        "checks",
+    )
+    _listing(
+        b.add_argument("--attacks", default="fgsm,pgd_linf,pgd_l2", help="comma-separated, from: %(valid)s"),
+        "attacks",
+    )
+    b.add_argument(
+        "--eps", default="1/255,2/255,4/255,8/255", help="L-inf eps list in [0,1] pixel units, e.g. 8/255"
+    )
     b.add_argument("--eps-l2", default="0.125,0.25,0.5", help="L2 eps list, pixel units")
     b.add_argument("--pgd-steps", type=int, default=10)
     b.add_argument("--pgd-restarts", type=int, default=1)
     b.add_argument("--pgd-step-size", type=float, default=0.25, help="PGD step as a fraction of eps")
-    b.add_argument("--ood-scores", default="msp,maxlogit,energy")
-    b.add_argument("--bins", type=int, default=15, help="ECE bins")
+    _listing(
+        b.add_argument(
+            "--ood-scores", default="msp,maxlogit,energy", help="comma-separated, from: %(valid)s"
+        ),
+        "ood_scores",
+    )
+    b.add_argument("--bins", type=int, default=15, help="ECE bins (1 to 1000)")
     b.add_argument("--seed", type=int, default=0, help="subset and attack random-start seed")
     h = p.add_argument_group("run")
     h.add_argument("--device", default="auto")
@@ -173,14 +234,14 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _battery_config(args: argparse.Namespace) -> Any:
-    from evalsuite.attacks import parse_eps
     from evalsuite.battery import BatteryConfig, parse_list
 
+    # BatteryConfig parses and checks the strings, as it does for Python callers
     return BatteryConfig(
         checks=parse_list(args.checks),
         attacks=parse_list(args.attacks),
-        eps_linf=tuple(parse_eps(e) for e in parse_list(args.eps)),
-        eps_l2=tuple(parse_eps(e) for e in parse_list(args.eps_l2)),
+        eps_linf=parse_list(args.eps),
+        eps_l2=parse_list(args.eps_l2),
         pgd_steps=args.pgd_steps,
         pgd_restarts=args.pgd_restarts,
         pgd_rel_stepsize=args.pgd_step_size,
@@ -202,7 +263,8 @@ def _eval_options(args: argparse.Namespace, out: Path | None) -> Any:
         arch_kwargs=args.arch_kwargs,
         mean=args.mean,
         std=args.std,
-        normalize=not args.no_normalize,
+        normalize=False if args.no_normalize else None,
+        norm_stats=args.norm_stats,
         trust_checkpoint=args.trust_checkpoint,
         data_root=args.data_root,
         download=args.download,

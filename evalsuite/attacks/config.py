@@ -66,8 +66,14 @@ ATTACKS.add(
 )
 
 
-def parse_eps(text: str | float) -> float:
-    """``"8/255"``, ``"0.03"`` or a number -> float; a UsageError for anything else or a negative value."""
+def parse_eps(text: str | float, norm: Norm = "linf") -> float:
+    """``"8/255"``, ``"0.03"`` or a number -> float; a UsageError for anything else or a negative value.
+
+    An L-inf eps is a pixel-range fraction, so above 1 it is a unit mistake (``8`` meant ``8/255``); an L2
+    radius may exceed 1 (it sums over every pixel).
+    """
+    if isinstance(text, bool):
+        raise UsageError(f"bad eps {text!r}: expected a number or a fraction like 8/255")
     if isinstance(text, (int, float)):
         value = float(text)
     else:
@@ -78,6 +84,12 @@ def parse_eps(text: str | float) -> float:
             raise UsageError(f"bad eps {text!r}: expected a number or a fraction like 8/255") from None
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"eps must be finite and >= 0, got {text!r}")
+    if norm == "linf" and value > 1:
+        shown = f"{value:g}"
+        hint = (
+            f"did you mean {shown}/255?" if "/" not in str(text) else "eps is a fraction of the [0, 1] range"
+        )
+        raise UsageError(f"L-inf eps {text} is above 1 (images are in [0, 1]); {hint}")
     return value
 
 
@@ -105,7 +117,7 @@ class AttackConfig:
         raw: Sequence[float | str] = (self.eps,) if isinstance(self.eps, (int, float, str)) else self.eps
         if len(raw) == 0:
             raise UsageError(f"attack {self.name!r}: eps list is empty")
-        object.__setattr__(self, "eps", tuple(sorted({parse_eps(e) for e in raw})))
+        object.__setattr__(self, "eps", tuple(sorted({parse_eps(e, self.spec.norm) for e in raw})))
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise UsageError(f"attack {self.name!r}: steps must be an integer >= 1, got {self.steps!r}")
         if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or self.restarts < 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from evalsuite.attacks import ATTACKS
+from evalsuite.attacks import ATTACKS, parse_eps
 from evalsuite.core.errors import UsageError
 from evalsuite.ood import OOD_SCORES
 
@@ -15,6 +15,7 @@ DEFAULT_EPS_LINF = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 # L2 radii in [0, 1] pixel units; RobustBench's CIFAR-10 L2 threat model is 0.5
 DEFAULT_EPS_L2 = (0.125, 0.25, 0.5)
 DEFAULT_OOD_SCORES = ("msp", "maxlogit", "energy")
+MAX_BINS = 1000  # more equal-width bins than this leaves nearly every bin empty on any real test set
 
 
 def parse_list(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -28,7 +29,11 @@ def parse_list(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...
 @dataclass(frozen=True)
 class BatteryConfig:
     """What to measure. ``limit`` takes a seeded, class-stratified subset of the ID set (and a seeded
-    random subset of each OOD set); ``shard`` = (i, n) keeps positions i, i+n, ... of that subset."""
+    random subset of each OOD set); ``shard`` = (i, n) keeps positions i, i+n, ... of that subset.
+
+    Takes what the command line takes: ``checks="clean,ood"``, ``eps_linf=("8/255",)`` or ``"1/255,8/255"``
+    are parsed here, so Python and the CLI accept the same values.
+    """
 
     checks: tuple[str, ...] = CHECKS
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
@@ -44,6 +49,14 @@ class BatteryConfig:
     shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        for key in ("checks", "attacks", "ood_scores"):
+            object.__setattr__(self, key, parse_list(getattr(self, key)))
+        for key, norm in (("eps_linf", "linf"), ("eps_l2", "l2")):
+            raw = getattr(self, key)
+            items = parse_list(raw) if isinstance(raw, str) else tuple(raw)
+            object.__setattr__(self, key, tuple(parse_eps(e, norm) for e in items))  # type: ignore[arg-type]
+        if not self.checks:
+            raise UsageError(f"no checks selected; choose from {', '.join(CHECKS)}")
         bad = [c for c in self.checks if c not in CHECKS]
         if bad:
             raise UsageError(f"unknown check(s) {', '.join(bad)}; choose from {', '.join(CHECKS)}")
@@ -51,20 +64,28 @@ class BatteryConfig:
             ATTACKS.get(a)  # UsageError naming the known attacks, before any work is done
         for s in self.ood_scores:
             OOD_SCORES.get(s)
+        if "robust" in self.checks and not self.attacks:
+            raise UsageError(f"the robust check needs attacks (one or more of {', '.join(ATTACKS.names())})")
+        if "ood" in self.checks and not self.ood_scores:
+            raise UsageError(f"the ood check needs scores (one or more of {', '.join(OOD_SCORES.names())})")
+        if "robust" in self.checks:
+            norms = {ATTACKS.get(a).norm for a in self.attacks}
+            if not (("linf" in norms and self.eps_linf) or ("l2" in norms and self.eps_l2)):
+                raise UsageError("the robust check has no eps for its attacks; pass --eps and/or --eps-l2")
         if self.pgd_steps < 1 or self.pgd_restarts < 1:
             raise UsageError("PGD steps and restarts must be >= 1")
         if not (0 < self.pgd_rel_stepsize <= 1):
             raise UsageError(f"PGD relative step size must be in (0, 1], got {self.pgd_rel_stepsize}")
-        if self.n_bins < 1:
-            raise UsageError("ECE bins must be >= 1")
+        if isinstance(self.n_bins, bool) or not isinstance(self.n_bins, int):
+            raise UsageError(f"ECE bins must be an integer, got {self.n_bins!r}")
+        if not (1 <= self.n_bins <= MAX_BINS):
+            raise UsageError(f"ECE bins must be between 1 and {MAX_BINS}, got {self.n_bins}")
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be positive, got {self.limit}")
         if self.shard is not None:
             i, n = self.shard
             if not (n >= 1 and 0 <= i < n):
                 raise UsageError(f"--shard must be I/N with 0 <= I < N, got {i}/{n}")
-        if any(e < 0 for e in self.eps_linf + self.eps_l2):
-            raise UsageError("eps must be >= 0")
 
     def identity(self) -> dict[str, Any]:
         """Everything that changes the numbers (for the cache key and for refusing unlike comparisons)."""

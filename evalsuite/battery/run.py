@@ -36,10 +36,18 @@ from evalsuite.core.errors import DataError, UsageError
 from evalsuite.core.io import check_output
 from evalsuite.core.provenance import provenance
 from evalsuite.core.results import EvalResult, load_arrays, save_result  # noqa: F401  (re-exported)
-from evalsuite.data import ImageSet, load_dataset
+from evalsuite.data import (
+    ImageSet,
+    is_registered_name,
+    load_dataset,
+    named_datasets,
+    require_standard_stats,
+    standard_stats,
+)
 from evalsuite.data.base import spec_fingerprint, spec_path, split_named_spec, stratified_indices
 from evalsuite.metrics import CONVENTIONS
-from evalsuite.models.foreign import LoadedModel, load_any_model
+from evalsuite.models.foreign import NORM_CHOICES, NORM_GIVEN, LoadedModel, load_any_model
+from evalsuite.report.summary import format_normalization
 from evalsuite.sparsity import density_report, prunable_layers
 
 log = logging.getLogger(__name__)
@@ -61,7 +69,13 @@ ATTACK_CONVENTION = (
 
 @dataclass
 class EvalOptions:
-    """How to load and run (not what is measured): model loading flags, data location, device, output."""
+    """How to load and run (not what is measured): model loading flags, data location, device, output.
+
+    Normalization of a model that does not carry its own (at most one of): ``mean``/``std``;
+    ``normalize=False`` (it takes [0, 1] images); ``norm_stats`` (a dataset name whose standard statistics
+    apply). With none of them a file model gets the standard statistics of a named ``data`` set, and an
+    in-memory ``nn.Module`` takes [0, 1] images; on ``npz:``/``folder:`` data a file model needs a choice.
+    """
 
     data: str | None = None
     ood: Sequence[str] | None = None
@@ -69,7 +83,8 @@ class EvalOptions:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     mean: Sequence[float] | None = None
     std: Sequence[float] | None = None
-    normalize: bool = True
+    normalize: bool | None = None
+    norm_stats: str | None = None
     trust_checkpoint: bool = False
     data_root: str | None = None
     download: bool = False
@@ -129,18 +144,180 @@ def _check_out(opts: EvalOptions, model: object, data_spec: str | None) -> None:
     check_output(opts.out, inputs)
 
 
+def _norm_request(
+    source: str | os.PathLike[str] | nn.Module, opts: EvalOptions, id_set: ImageSet | None
+) -> dict[str, Any]:
+    """The normalization keywords for ``load_any_model``: what the caller chose, else the fallback."""
+    given = _one_norm_choice(opts)
+    channels = id_set.input_shape[0] if id_set is not None else None
+    data = opts.data or (id_set.name if id_set is not None else "the data")
+    kw: dict[str, Any] = {"normalize": opts.normalize is not False}
+    if given:
+        if opts.mean is None or opts.std is None:
+            raise UsageError("--mean and --std go together")
+        mean, std = tuple(float(v) for v in opts.mean), tuple(float(v) for v in opts.std)
+        if len(mean) != len(std) or not mean:
+            raise UsageError(f"--mean has {len(mean)} values but --std has {len(std)}")
+        if any(not (v > 0) for v in std):
+            raise UsageError(f"--std must be positive, got {','.join(f'{v:g}' for v in std)}")
+        _check_channels("--mean/--std", len(mean), channels, data)
+        kw.update(mean=mean, std=std, norm_source=NORM_GIVEN)
+        return kw
+    if opts.norm_stats is not None:
+        mean, std = require_standard_stats(opts.norm_stats)
+        _check_channels(f"--norm-stats {opts.norm_stats}", len(mean), channels, data)
+        kw.update(mean=mean, std=std, norm_source=_dataset_source(opts.norm_stats))
+        return kw
+    if not kw["normalize"] or id_set is None:
+        return kw
+    name = split_named_spec(opts.data or "")[1] if opts.data else id_set.name
+    stats = standard_stats(name) if is_registered_name(name) else None
+    if isinstance(source, nn.Module) and opts.normalize is True:
+        # normalize=True on an in-memory module asks for the data set's statistics explicitly
+        if stats is None:
+            raise UsageError(f"normalize=True: {name} has no standard statistics; {NORM_CHOICES}")
+        kw.update(mean=stats[0], std=stats[1], norm_source=_dataset_source(name))
+    elif stats is not None:
+        kw["fallback"] = (stats[0], stats[1], _dataset_source(name))
+    return kw
+
+
+def _one_norm_choice(opts: EvalOptions) -> bool:
+    """At most one of --mean/--std, --no-normalize, --norm-stats; True when mean/std were given."""
+    given = opts.mean is not None or opts.std is not None
+    chosen = [
+        flag
+        for flag, on in (
+            ("--mean/--std", given),
+            ("--no-normalize", opts.normalize is False),
+            ("--norm-stats", opts.norm_stats is not None),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one way to normalize, got {' and '.join(chosen)}")
+    return given
+
+
+def _dataset_source(name: str) -> str:
+    return f"dataset:{name} standard statistics"
+
+
+def _check_channels(what: str, n: int, channels: int | None, data: str) -> None:
+    if channels is not None and n != channels:
+        raise UsageError(f"{what} has {n} channel(s) but the images of {data} have {channels}")
+
+
 def _load_model(
     source: str | os.PathLike[str] | nn.Module, opts: EvalOptions, id_set: ImageSet | None
 ) -> LoadedModel:
-    kw: dict[str, Any] = {"arch": opts.arch, "arch_kwargs": opts.arch_kwargs, "normalize": opts.normalize}
+    kw: dict[str, Any] = {"arch": opts.arch, "arch_kwargs": opts.arch_kwargs}
+    kw.update(_norm_request(source, opts, id_set))
     if id_set is not None:
-        kw.update(
-            num_classes=id_set.num_classes,
-            input_shape=id_set.input_shape,
-            mean=tuple(opts.mean) if opts.mean else id_set.mean,
-            std=tuple(opts.std) if opts.std else id_set.std,
-        )
+        kw.update(num_classes=id_set.num_classes, input_shape=id_set.input_shape)
+    elif "mean" not in kw and kw["normalize"]:
+        # only reading the card to find the dataset: an evalsuite checkpoint keeps its own normalization,
+        # and any other model is refused right after for lack of --data, so these statistics never apply
+        kw["fallback"] = ((0.0,), (1.0,), "undecided")
     return load_any_model(source, trust=opts.trust_checkpoint, **kw)
+
+
+def _check_options(model: str | os.PathLike[str] | nn.Module, opts: EvalOptions) -> None:
+    """Values checked before any work starts."""
+    bs = opts.batch_size
+    if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        raise UsageError(f"--batch-size must be a positive integer, got {bs}")
+    _one_norm_choice(opts)
+    if opts.norm_stats is not None:
+        require_standard_stats(opts.norm_stats)
+    if isinstance(model, nn.Module):
+        return
+    path = Path(model)
+    kind = _json_kind(path) if path.is_file() else None
+    if kind == "result":
+        raise UsageError(
+            f"{path} is a result file, not a model; to compare results: evalsuite compare {path} OTHER.json"
+        )
+    if kind == "json":
+        raise UsageError(f"{path} is a JSON file, not a model checkpoint")
+
+
+def _json_kind(path: Path) -> str | None:
+    """'result' for an evalsuite result JSON, 'json' for other JSON, None for anything else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).lstrip()
+            f.seek(max(0, path.stat().st_size - 4096))
+            tail = f.read()  # results write their schema last
+    except OSError:
+        return None
+    if not head.startswith((b"{", b"[")):
+        return None
+    return "result" if b'"evalsuite-result"' in head + tail else "json"
+
+
+def _dataset_from_card(loaded: LoadedModel) -> str:
+    """The checkpoint's dataset, if it is a registered name: metadata never names a path to read."""
+    spec = loaded.card.dataset
+    if not spec or spec == "unknown":
+        raise UsageError("the checkpoint does not say its dataset; pass --data (e.g. --data cifar10)")
+    if not is_registered_name(spec):
+        raise UsageError(
+            f"the checkpoint names dataset {spec!r}, not a registered name ({', '.join(named_datasets())}); "
+            "pass --data to choose the test set"
+        )
+    return spec
+
+
+def _check_input(loaded: LoadedModel, data: ImageSet, spec: str, device: torch.device) -> None:
+    """The model's input size and channels against the data: from the card, then one real forward pass."""
+    want = loaded.card.input_shape
+    have = data.input_shape
+    if want is not None and tuple(want) != tuple(have):
+        raise UsageError(
+            f"model takes {_shape(want)} images but {spec} has {_shape(have)}; pass data of the model's size"
+        )
+    try:
+        with torch.inference_mode():
+            out = loaded.model(data.images(slice(0, 1)).to(device))
+    except Exception as e:  # the user's model on the user's data: any failure is an input mismatch
+        raise UsageError(f"model fails on {spec} images {_shape(have)}: {_last_line(e)}") from None
+    if out.ndim != 2:
+        raise UsageError(f"model returns shape {tuple(out.shape)} on {spec}, expected [batch, classes]")
+    if out.shape[1] != data.num_classes:
+        raise UsageError(f"model outputs {out.shape[1]} classes, {spec} has {data.num_classes}")
+
+
+def _last_line(e: BaseException) -> str:
+    """The cause of a failed forward pass; TorchScript puts it last, after its own traceback."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    line = lines[-1] if "Traceback" in str(e) else " ".join(lines)
+    return line[:200]
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(str(int(v)) for v in shape)
+
+
+def chance_warning(accuracy: float, labels: np.ndarray, normalization: dict[str, Any]) -> str | None:
+    """A sentence when clean accuracy is near chance, the usual sign of a wrong input normalization.
+
+    Chance is the majority-class rate; "near" is within max(5, min(10, 100 * chance)) points of it, so
+    10 points for 10 classes, 5 for 100.
+    """
+    if labels.size == 0:
+        return None
+    chance = float(np.bincount(labels).max() / labels.size)
+    margin = min(0.10, max(0.05, chance))
+    if accuracy >= chance + margin - 1e-9:  # 0.01 + 0.05 must not fall short of 0.06 by rounding
+        return None
+    return (
+        f"clean accuracy {accuracy:.3f} is within {margin * 100:.0f} points of chance ({chance:.3f}): "
+        f"usually wrong normalization (used {format_normalization(normalization)}); "
+        "check --mean/--std, --no-normalize or --norm-stats"
+    )
 
 
 def evaluate(
@@ -170,6 +347,7 @@ def evaluate_with_arrays(
         if not hasattr(opts, k):
             raise UsageError(f"unknown evaluate option {k!r}")
         setattr(opts, k, v)
+    _check_options(model, opts)
     _check_out(opts, model, opts.data)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -180,9 +358,7 @@ def evaluate_with_arrays(
         if isinstance(model, nn.Module):
             raise UsageError("evaluating an in-memory model needs data= (a dataset spec)")
         loaded = _load_model(model, opts, None)
-        data_spec = loaded.card.dataset
-        if not data_spec or data_spec == "unknown":
-            raise UsageError("the checkpoint does not say its dataset; pass --data (e.g. --data cifar10)")
+        data_spec = _dataset_from_card(loaded)
         _check_out(opts, model, data_spec)
     id_full = load_dataset(data_spec, "test", opts.data_root, opts.download)
     if loaded is None:
@@ -208,6 +384,7 @@ def evaluate_with_arrays(
         "mean": list(opts.mean) if opts.mean else None,
         "std": list(opts.std) if opts.std else None,
         "normalize": opts.normalize,
+        "norm_stats": opts.norm_stats,
     }
     id_fingerprint = spec_fingerprint(data_spec, opts.data_root)
     ood_fingerprints = [spec_fingerprint(s, opts.data_root) for _, s in named]
@@ -232,6 +409,12 @@ def evaluate_with_arrays(
     device = pick_device(opts.device)
     net = loaded.model.to(device).eval()
     bs = opts.batch_size or default_batch_size(device)
+    _check_input(loaded, id_full, data_spec, device)
+    normalization = dict(loaded.normalization)
+    log.info("normalization: %s", format_normalization(normalization))
+    for note in loaded.notes:
+        if note.startswith("ignored"):
+            log.warning("%s", note)
 
     id_idx = _positions(len(id_full), cfg.limit, id_full.y, cfg.seed, cfg.shard)
     if len(id_idx) == 0:
@@ -313,6 +496,11 @@ def evaluate_with_arrays(
         timings["robust"] = time.perf_counter() - t
 
     metrics, details = summarize(arrays, cfg.checks, cfg.ood_scores, cfg.n_bins)
+    if "accuracy" in metrics:
+        warning = chance_warning(float(metrics["accuracy"]), arrays["id/labels"], normalization)
+        if warning is not None:
+            log.warning("%s", warning)
+            sanity.setdefault("warnings", []).append(warning)
     if robust_details:
         details["robust"] = robust_details
         acc = metrics.get("accuracy")
@@ -370,6 +558,7 @@ def evaluate_with_arrays(
             "sha256": loaded.sha256,
             "source_format": loaded.source_format,
             "load_options": load_options,
+            "normalization": normalization,
             "notes": list(loaded.notes),
             "card": card.to_dict(),
         },

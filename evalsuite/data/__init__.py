@@ -18,6 +18,13 @@ from evalsuite.data.base import (
     to_float_images,
 )
 from evalsuite.data.files import channel_stats
+from evalsuite.data.stats import (
+    is_registered_name,
+    named_datasets,
+    require_standard_stats,
+    standard_stats,
+    stats_names,
+)
 from evalsuite.data.torchvision_sets import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -44,7 +51,12 @@ __all__ = [
     "SVHN_STD",
     "channel_stats",
     "data_root",
+    "is_registered_name",
     "load_dataset",
+    "named_datasets",
+    "require_standard_stats",
+    "standard_stats",
+    "stats_names",
     "stratified_subset",
     "to_float_images",
 ]

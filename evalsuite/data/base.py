@@ -20,7 +20,9 @@ class ImageSet:
 
     ``x`` is uint8 ``[N, C, H, W]`` (0..255) or float32 ``[N, C, H, W]`` in [0, 1]; ``images()`` always
     returns float32 in [0, 1]. Keeping CIFAR as uint8 lets training put the whole set on the GPU.
-    ``mean``/``std`` are the normalization statistics of the dataset family, stored in models trained on it.
+    ``mean``/``std`` are the published normalization statistics of the dataset family (stored in models
+    trained on it), or None for sets that have none (``npz:``, ``folder:``, the OOD sets): evaluation never
+    measures statistics on the images it scores.
     """
 
     name: str
@@ -28,8 +30,8 @@ class ImageSet:
     x: torch.Tensor
     y: torch.Tensor
     num_classes: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
     classes: tuple[str, ...] | None = None
     subset: dict[str, object] | None = None
 
@@ -52,6 +54,17 @@ class ImageSet:
     def images(self, index: torch.Tensor | slice | None = None) -> torch.Tensor:
         x = self.x if index is None else self.x[index]
         return to_float_images(x)
+
+    def training_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The statistics a model trained on this set stores: the published ones, else measured here.
+
+        Only for training: a training set's own statistics are the right ones to store in its model.
+        """
+        if self.mean is not None and self.std is not None:
+            return self.mean, self.std
+        from evalsuite.data.files import channel_stats
+
+        return channel_stats(self.x)
 
     def select(self, index: torch.Tensor, **subset_info: object) -> ImageSet:
         return dataclasses.replace(self, x=self.x[index], y=self.y[index], subset=dict(subset_info) or None)

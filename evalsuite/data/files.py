@@ -1,8 +1,9 @@
 """Your own images: ``npz:PATH`` (arrays) and ``folder:PATH`` (one subfolder of image files per class).
 
 Both ignore the split: the file is the set, so ``--split train`` and ``--split test`` read the same images.
-Their ``mean``/``std`` are measured on the images themselves, per channel on the [0, 1] scale, since no
-family statistics exist for them; a channel with zero spread gets std 1 so normalizing never divides by 0.
+They have no published normalization statistics (``mean``/``std`` are None): a model evaluated on them
+brings its own, or the user names them (``--mean/--std``, ``--no-normalize``, ``--norm-stats DATASET``).
+``channel_stats`` measures them for training only, where a training set's own statistics are the right ones.
 """
 
 from __future__ import annotations
@@ -146,9 +147,8 @@ def load_npz(arg: str, split: str, opts: DatasetOptions) -> ImageSet:
             )
         num_classes = len(classes)
 
-    mean, std = channel_stats(x)
     log.info("loaded %s: %d images %s", where, len(x), tuple(x.shape[1:]))
-    return ImageSet(f"npz:{arg}", split, x, y, num_classes, mean, std, classes=classes)
+    return ImageSet(f"npz:{arg}", split, x, y, num_classes, None, None, classes=classes)
 
 
 @DATASETS.register("folder", help="folder:PATH, torchvision ImageFolder layout PATH/CLASS/IMAGE, equal sizes")
@@ -196,6 +196,5 @@ def load_folder(arg: str, split: str, opts: DatasetOptions) -> ImageSet:
     # PIL gives [H, W, C]; the package works in [N, C, H, W]
     x = torch.from_numpy(np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
     y = torch.tensor(ds.targets, dtype=torch.int64)
-    mean, std = channel_stats(x)
     log.info("loaded %s: %d images %s", where, len(x), tuple(x.shape[1:]))
-    return ImageSet(f"folder:{arg}", split, x, y, len(ds.classes), mean, std, classes=tuple(ds.classes))
+    return ImageSet(f"folder:{arg}", split, x, y, len(ds.classes), None, None, classes=tuple(ds.classes))

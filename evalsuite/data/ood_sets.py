@@ -5,7 +5,8 @@ requested ``(C, H, W)``. Each set is a fixed function of (N, shape, split): the 
 a constant per set, plus one for the train split so the two splits never share images.
 
 Labels are unused for OOD detection: ``y`` is all zeros and ``num_classes`` is 0, so nothing can mistake
-an OOD set for a classification test. ``mean``/``std`` are measured on the images, as for ``npz:``.
+an OOD set for a classification test. They have no normalization statistics (``mean``/``std`` None): the
+model's own normalization applies to them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from evalsuite.core.errors import UsageError
 from evalsuite.data.base import DATASETS, DatasetOptions, ImageSet
-from evalsuite.data.files import channel_stats, check_shape
+from evalsuite.data.files import check_shape
 
 DEFAULT_N = 1000
 NOISE_SHAPE = (3, 32, 32)
@@ -45,9 +46,8 @@ def _seed(kind: str, split: str) -> int:
 
 
 def _ood_set(kind: str, split: str, x: torch.Tensor) -> ImageSet:
-    mean, std = channel_stats(x)
     y = torch.zeros(x.shape[0], dtype=torch.int64)
-    return ImageSet(kind, split, x, y, num_classes=0, mean=mean, std=std)
+    return ImageSet(kind, split, x, y, num_classes=0, mean=None, std=None)
 
 
 @DATASETS.register("gaussian", help="OOD: Gaussian noise N(0.5, 0.25^2) clipped to [0,1]; gaussian:N images")

@@ -39,13 +39,16 @@ FORMAT_VERSION = 1
 
 @dataclass
 class ModelCard:
-    """What a checkpoint says about its model. Plain data only."""
+    """What a checkpoint says about its model. Plain data only.
+
+    ``mean``/``std`` are None for a foreign model that takes [0, 1] images itself (``--no-normalize``).
+    """
 
     arch: str
     num_classes: int
     input_shape: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
     dataset: str
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     sparsity: dict[str, Any] = field(default_factory=dict)
@@ -56,8 +59,12 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["input_shape"] = list(self.input_shape)
-        d["normalization"] = {"mean": list(d.pop("mean")), "std": list(d.pop("std"))}
+        d["input_shape"] = list(self.input_shape) if self.input_shape is not None else None
+        mean, std = d.pop("mean"), d.pop("std")
+        d["normalization"] = {
+            "mean": list(mean) if mean is not None else None,
+            "std": list(std) if std is not None else None,
+        }
         return d
 
     @classmethod
@@ -83,6 +90,8 @@ class ModelCard:
 
 
 def build_model(card: ModelCard) -> NormalizedModel:
+    if card.mean is None or card.std is None:
+        raise CheckpointError("evalsuite checkpoint card lacks its normalization mean/std")
     return create_model(
         card.arch, card.num_classes, card.mean, card.std, card.input_shape[0], **card.arch_kwargs
     )
@@ -177,5 +186,24 @@ def model_from_payload(obj: Any, where: str) -> tuple[NormalizedModel, ModelCard
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"{where}: weights do not fit arch {card.arch!r} ({first[:200]})") from None
     masks = {k: v.bool() for k, v in (obj.get("masks") or {}).items()}
+    check_masks(model, masks, where)
     model.eval()
     return model, card, masks
+
+
+def check_masks(model: torch.nn.Module, masks: dict[str, torch.Tensor], where: str) -> None:
+    """Every mask names a parameter of ``model`` and has its shape (else the audit would report nonsense)."""
+    params = dict(model.named_parameters())
+    unknown = sorted(k for k in masks if k not in params)
+    if unknown:
+        raise CheckpointError(
+            f"{where}: masks for {len(unknown)} unknown layer(s) (e.g. {', '.join(unknown[:3])}); "
+            f"the model's weights are e.g. {', '.join([n for n in params if n.endswith('weight')][:3])}"
+        )
+    bad = [
+        f"{k} {tuple(v.shape)} vs {tuple(params[k].shape)}"
+        for k, v in masks.items()
+        if tuple(v.shape) != tuple(params[k].shape)
+    ]
+    if bad:
+        raise CheckpointError(f"{where}: mask shapes do not match the weights ({'; '.join(bad[:2])})")

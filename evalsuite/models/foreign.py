@@ -2,7 +2,14 @@
 
 ``load_any_model`` returns a ``LoadedModel``: an eval-mode ``nn.Module`` taking [0, 1] images, a ``ModelCard``
 (fields the file does not tell are None, dataset ``'unknown'``), boolean masks keyed by the returned model's
-parameter names, the detected format, the file's sha256 and a list of notes on what was inferred.
+parameter names, the detected format, the file's sha256, the normalization applied and where it came from,
+and a list of notes on what was inferred.
+
+Normalization is never guessed. A model that carries its own (evalsuite checkpoints, state_dicts with
+``normalize.*`` buffers, ``NormalizedModel``) keeps it (source ``checkpoint``). Any other file model gets,
+in this order: the given ``mean``/``std``, none with ``normalize=False``, the caller's ``fallback`` (a named
+dataset's standard statistics), else a UsageError listing the three choices. An in-memory module takes
+[0, 1] images unless the caller gives ``mean``/``std``.
 
 Safe by default: pickles are read with ``weights_only=True``. TorchScript and torch.export archives can run
 code when loaded (torch.export rebuilds shapes with ``sympy.sympify``, i.e. ``eval``, and resolves operator
@@ -36,6 +43,15 @@ from evalsuite.models.normalize import NormalizedModel
 from evalsuite.models.zoo import MODELS
 
 SOURCE_FORMATS = ("evalsuite", "state_dict", "torchscript", "export", "module")
+NORM_FROM_CHECKPOINT = "checkpoint"
+NORM_NONE = "none (model takes [0,1])"
+NORM_GIVEN = "--mean/--std"
+NORM_CHOICES = (
+    "pass --mean/--std (the model's training statistics), --no-normalize (it takes [0,1] images itself) "
+    "or --norm-stats DATASET (a dataset's standard statistics, e.g. cifar10)"
+)
+Fallback = tuple[tuple[float, ...], tuple[float, ...], str]
+"""(mean, std, source): statistics to apply when the caller gave none and the model needs some."""
 NESTING_KEYS = ("state_dict", "model", "net")
 _PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _PRUNABLE_NAMES = {"Conv1d", "Conv2d", "Conv3d", "Linear"}
@@ -52,6 +68,17 @@ class LoadedModel:
     source_format: str
     sha256: str | None
     notes: list[str] = field(default_factory=list)
+    normalization: dict[str, Any] = field(default_factory=dict)
+    """{"mean": [...] | None, "std": [...] | None, "source": one of checkpoint, --mean/--std,
+    dataset:<name> standard statistics, none (model takes [0,1])}"""
+
+
+def norm_record(mean: Sequence[float] | None, std: Sequence[float] | None, source: str) -> dict[str, Any]:
+    return {
+        "mean": [float(v) for v in mean] if mean is not None else None,
+        "std": [float(v) for v in std] if std is not None else None,
+        "source": source,
+    }
 
 
 def load_any_model(
@@ -65,12 +92,15 @@ def load_any_model(
     std: Sequence[float] | None = None,
     normalize: bool = True,
     trust: bool = False,
+    norm_source: str = NORM_GIVEN,
+    fallback: Fallback | None = None,
 ) -> LoadedModel:
     """Load a model file (or wrap an in-memory module) for evaluation on [0, 1] images [B, C, H, W].
 
     ``arch`` is needed only for bare state_dicts: a zoo name or user code ``file.py:callable`` /
-    ``package.module:callable`` called as ``callable(**arch_kwargs)``. With ``normalize`` the network is
-    wrapped in ``NormalizedModel(mean, std)``; ``normalize=False`` means it already takes [0, 1] images.
+    ``package.module:callable`` called as ``callable(**arch_kwargs)``. A model without its own normalization
+    is wrapped in ``NormalizedModel(mean, std)`` (recorded with ``norm_source``), or in the ``fallback``
+    statistics when no mean/std are given; ``normalize=False`` means it already takes [0, 1] images.
     ``trust=True`` allows arbitrary unpickling (full pickled modules); never use it on untrusted files.
     """
     ctx = _Ctx(
@@ -82,11 +112,19 @@ def load_any_model(
         std=tuple(float(v) for v in std) if std is not None else None,
         normalize=normalize,
         trust=trust,
+        norm_source=norm_source,
+        fallback=fallback,
     )
     if (ctx.mean is None) != (ctx.std is None):
         raise UsageError("pass both mean and std, or neither")
+    if ctx.mean is not None and not normalize:
+        raise UsageError("give mean/std or normalize=False (--no-normalize), not both")
     if isinstance(path_or_module, nn.Module):
         ctx.notes.append("given an in-memory module")
+        if ctx.mean is None:
+            # the house convention: a module handed over in Python takes [0, 1] images
+            ctx.normalize = False
+            ctx.fallback = None
         return _from_module(path_or_module, ctx, "module", None, where="<module>")
 
     path = Path(path_or_module)
@@ -126,7 +164,15 @@ class _Ctx:
     std: tuple[float, ...] | None
     normalize: bool
     trust: bool
+    norm_source: str = NORM_GIVEN
+    fallback: Fallback | None = None
     notes: list[str] = field(default_factory=list)
+
+    def explicit_request(self) -> str | None:
+        """What the caller asked for in words, if anything (the fallback is not a request)."""
+        if self.mean is not None:
+            return self.norm_source
+        return None if self.normalize else "--no-normalize"
 
 
 def _first_line(e: BaseException, limit: int = 200) -> str:
@@ -169,9 +215,28 @@ def _from_evalsuite(obj: dict[str, Any], path: Path, ctx: _Ctx, digest: str) -> 
     model, card, masks = model_from_payload(obj, str(path))
     if ctx.arch is not None or ctx.arch_kwargs:
         ctx.notes.append(f"ignored arch: the evalsuite checkpoint says {card.arch!r}")
-    if ctx.mean is not None and (tuple(ctx.mean) != card.mean or tuple(ctx.std or ()) != card.std):
-        ctx.notes.append("ignored the given mean/std: the checkpoint carries its own normalization")
-    return LoadedModel(model, card, masks, "evalsuite", digest, ctx.notes)
+    _note_ignored(ctx, card.mean, card.std)
+    return LoadedModel(
+        model,
+        card,
+        masks,
+        "evalsuite",
+        digest,
+        ctx.notes,
+        norm_record(card.mean, card.std, NORM_FROM_CHECKPOINT),
+    )
+
+
+def _note_ignored(ctx: _Ctx, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+    """A model that carries its own normalization keeps it; say so when the caller asked for another."""
+    asked = ctx.explicit_request()
+    same = (
+        ctx.mean is not None
+        and tuple(ctx.mean) == tuple(mean or ())
+        and tuple(ctx.std or ()) == tuple(std or ())
+    )
+    if asked is not None and not same:
+        ctx.notes.append(f"ignored {asked}: the model carries its own normalization")
 
 
 def _from_state_dict(
@@ -201,18 +266,15 @@ def _from_state_dict(
         masks = _zero_masks(net, _prunable_names(net))
         if masks:
             ctx.notes.append(f"mask read from exact zeros in {len(masks)} layers")
-    mean, std = ctx.mean, ctx.std
     if stored_norm is not None:
-        if (mean is not None and (mean, std) != stored_norm) or not ctx.normalize:
-            ctx.notes.append("used the normalization stored in the state_dict, not the one given")
-        else:
-            ctx.notes.append("normalization read from the state_dict's normalize buffers")
+        ctx.notes.append("normalization read from the state_dict's normalize buffers")
+        _note_ignored(ctx, *stored_norm)
         mean, std = stored_norm
-        model = _wrap(net, mean, std)
-    elif ctx.normalize:
-        model = _wrap(net, *_need_norm(ctx, where))
+        model: nn.Module = _wrap(net, mean, std)
+        record = norm_record(mean, std, NORM_FROM_CHECKPOINT)
     else:
-        model = net
+        model, record = _apply_norm(net, ctx, where)
+        mean, std = _tuple(record["mean"]), _tuple(record["std"])
     prefix = "net." if isinstance(model, NormalizedModel) else ""
     masks = {prefix + k: v for k, v in masks.items()}
     model.eval()
@@ -221,8 +283,8 @@ def _from_state_dict(
         ctx.arch,
         num_classes if num_classes is not None else ctx.num_classes,
         shape,
-        mean if model is not net else None,
-        std if model is not net else None,
+        mean,
+        std,
         ctx.arch_kwargs,
         masks,
         _prunable_names(model),
@@ -231,7 +293,7 @@ def _from_state_dict(
     )
     if in_channels is not None and shape is None:
         ctx.notes.append(f"built with in_channels={in_channels}")
-    return LoadedModel(model, card, masks, "state_dict", digest, ctx.notes)
+    return LoadedModel(model, card, masks, "state_dict", digest, ctx.notes, record)
 
 
 def _from_module(
@@ -245,20 +307,20 @@ def _from_module(
     if masks:
         ctx.notes.append(f"mask read from exact zeros in {len(masks)} layers")
     name = arch_name or type(module).__name__
-    mean, std = ctx.mean, ctx.std
     model: nn.Module = module
     if isinstance(module, NormalizedModel):
         mean = tuple(float(v) for v in module.normalize.mean.flatten())
         std = tuple(float(v) for v in module.normalize.std.flatten())
         ctx.notes.append("already a NormalizedModel: kept its own mean/std")
+        _note_ignored(ctx, mean, std)
         name = arch_name or type(module.net).__name__
-    elif ctx.normalize:
-        mean, std = _need_norm(ctx, where)
-        model = _wrap(module, mean, std)
-        masks = {"net." + k: v for k, v in masks.items()}
-        prunable = ["net." + k for k in prunable]
+        record = norm_record(mean, std, NORM_FROM_CHECKPOINT)
     else:
-        mean = std = None
+        model, record = _apply_norm(module, ctx, where)
+        mean, std = _tuple(record["mean"]), _tuple(record["std"])
+        if model is not module:
+            masks = {"net." + k: v for k, v in masks.items()}
+            prunable = ["net." + k for k in prunable]
     model.eval()
     classes = ctx.num_classes if ctx.num_classes is not None else _last_linear_out(model.named_parameters())
     card = _card(
@@ -273,7 +335,7 @@ def _from_module(
         model,
         {"source_format": source, "source_path": where, "sha256": digest},
     )
-    return LoadedModel(model, card, masks, source, digest, ctx.notes)
+    return LoadedModel(model, card, masks, source, digest, ctx.notes, record)
 
 
 def _refuse_untrusted_archive(path: Path, kind: str, ctx: _Ctx) -> None:
@@ -438,11 +500,8 @@ def _load_strict(net: nn.Module, sd: dict[str, torch.Tensor], where: str, arch: 
     # BatchNorm fills a missing num_batches_tracked itself (old checkpoints lack it)
     missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in sd if k not in expected]
-    shapes = [
-        f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}"
-        for k in sd
-        if k in expected and tuple(sd[k].shape) != tuple(expected[k].shape)
-    ]
+    mismatched = [k for k in sd if k in expected and tuple(sd[k].shape) != tuple(expected[k].shape)]
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}" for k in mismatched]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
@@ -451,12 +510,28 @@ def _load_strict(net: nn.Module, sd: dict[str, torch.Tensor], where: str, arch: 
     if shapes:
         problems.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:2])})")
     if problems:
-        raise CheckpointError(f"{where}: weights do not fit arch {arch!r}: {'; '.join(problems)}")
+        hint = _shortcut_hint(missing, unexpected, mismatched)
+        raise CheckpointError(f"{where}: weights do not fit arch {arch!r}: {'; '.join(problems)}{hint}")
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as e:
         msg = " ".join(str(e).split())
         raise CheckpointError(f"{where}: weights do not fit arch {arch!r} ({msg[:300]})") from None
+
+
+def _shortcut_hint(missing: Sequence[str], unexpected: Sequence[str], mismatched: Sequence[str]) -> str:
+    """CIFAR ResNets come with parameter-free (A) or 1x1-conv (B) shortcuts; the keys tell which fits."""
+
+    def has(keys: Sequence[str]) -> bool:
+        return any("shortcut" in k.split(".") for k in keys)
+
+    if has(missing) and not has(unexpected):
+        return """; the file has no shortcut weights: try --arch-kwargs '{"shortcut": "A"}'"""
+    if has(unexpected) and not has(missing):
+        return """; the file has 1x1-conv shortcuts: try --arch-kwargs '{"shortcut": "B"}'"""
+    if has(missing) or has(unexpected) or has(mismatched):
+        return '; shortcut weights differ: try --arch-kwargs \'{"shortcut": "A"}\' (parameter-free) or "B"'
+    return ""
 
 
 # --------------------------------------------------------------------------------------- architectures
@@ -554,13 +629,20 @@ def _import_callable(spec: str) -> Any:
     return obj
 
 
-def _need_norm(ctx: _Ctx, where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    if ctx.mean is None or ctx.std is None:
-        raise UsageError(
-            f"{where}: normalization needs mean and std (the dataset's), or normalize=False if the model "
-            "already takes [0, 1] images"
-        )
-    return ctx.mean, ctx.std
+def _apply_norm(net: nn.Module, ctx: _Ctx, where: str) -> tuple[nn.Module, dict[str, Any]]:
+    """Wrap a model without its own normalization: given mean/std, else none, else the fallback."""
+    if ctx.mean is not None and ctx.std is not None:
+        return _wrap(net, ctx.mean, ctx.std), norm_record(ctx.mean, ctx.std, ctx.norm_source)
+    if not ctx.normalize:
+        return net, norm_record(None, None, NORM_NONE)
+    if ctx.fallback is not None:
+        mean, std, source = ctx.fallback
+        return _wrap(net, mean, std), norm_record(mean, std, source)
+    raise UsageError(f"{where}: the model's input normalization is unknown: {NORM_CHOICES}")
+
+
+def _tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    return tuple(values) if values is not None else None
 
 
 def _wrap(net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> NormalizedModel:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from evalsuite.core.results import EvalResult, metric_group
 
 _GROUP_TITLES = {
@@ -27,6 +29,21 @@ def _fmt(value: float | int | None, name: str) -> str:
     return f"{value:.4f}"
 
 
+def format_normalization(record: dict[str, Any] | None) -> str:
+    """'dataset:cifar10 standard statistics (mean 0.4914,0.4822,0.4465; std 0.247,0.2435,0.2616)'."""
+    if not record:
+        return "not recorded"
+    source = str(record.get("source") or "unknown")
+    mean, std = record.get("mean"), record.get("std")
+    if mean is None or std is None:
+        return source
+
+    def nums(values: list[float]) -> str:
+        return ",".join(f"{float(v):.4g}" for v in values)
+
+    return f"{source} (mean {nums(mean)}; std {nums(std)})"
+
+
 def format_result(result: EvalResult) -> str:
     """Metrics grouped by part, each with its direction arrow; then sizes, sanity flags and timings."""
     lines = []
@@ -35,6 +52,10 @@ def format_result(result: EvalResult) -> str:
     lines.append(f"{m.get('name')}  ({m.get('source_format')}, sha256 {str(m.get('sha256'))[:12]})")
     ood = ", ".join(f"{o['name']} ({o['n']})" for o in d.get("ood", [])) or "none"
     lines.append(f"data: {d['id']['spec']} test, n={d['id']['n']} of {d['id']['of']}; OOD: {ood}")
+    if "normalization" in m:
+        lines.append(f"normalization: {format_normalization(m['normalization'])}")
+    warnings = result.sanity.get("warnings") or []
+    lines.extend(f"WARNING: {w}" for w in warnings)
     groups: dict[str, list[str]] = {}
     for name in result.metrics:
         groups.setdefault(metric_group(name), []).append(name)

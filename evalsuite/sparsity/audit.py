@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from evalsuite.core.errors import UsageError
 from evalsuite.sparsity.layers import PrunableLayer
 
 
@@ -21,6 +22,13 @@ def density_report(
     ``masked_nonzero`` (weights outside the mask that are not zero: should be 0), totals of parameters.
     """
     params = dict(model.named_parameters())
+    unknown = sorted(k for k in (masks or {}) if k not in params)
+    if unknown:
+        # a mask that matches no weight would silently count its layer as dense
+        raise UsageError(
+            f"masks for {len(unknown)} unknown layer(s) (e.g. {', '.join(unknown[:3])}); "
+            f"prunable weights are e.g. {', '.join(lay.name for lay in layers[:3])}"
+        )
     per: dict[str, dict[str, Any]] = {}
     total = nonzero = kept = leaks = 0
     macs_dense = macs_sparse = 0

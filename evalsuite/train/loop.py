@@ -93,9 +93,8 @@ def init_model(
         train = load_dataset(spec.dataset, "train", spec.data_root, spec.download)
     mask_seed = spec.seed if spec.mask_seed is None else spec.mask_seed
     torch.manual_seed(spec.seed)
-    model = create_model(
-        arch, train.num_classes, train.mean, train.std, train.input_shape[0], **spec.arch_kwargs
-    )
+    mean, std = train.training_stats()
+    model = create_model(arch, train.num_classes, mean, std, train.input_shape[0], **spec.arch_kwargs)
     ctx = None
     if scheme in ("snip", "grasp"):
         # score a copy, so the scoring pass does not touch the BN statistics of the paired init
@@ -112,8 +111,8 @@ def init_model(
         arch_kwargs=dict(spec.arch_kwargs),
         num_classes=train.num_classes,
         input_shape=train.input_shape,
-        mean=tuple(train.mean),
-        std=tuple(train.std),
+        mean=tuple(mean),
+        std=tuple(std),
         dataset=spec.dataset,
         sparsity=sparsity,
         seed=spec.seed,

@@ -78,3 +78,25 @@ def test_load_dataset_parses_spec() -> None:
     with pytest.raises(UsageError, match="split"):
         load_dataset("digits", split="val")
     assert load_dataset("uniform:3", shape=(1, 2, 4)).x.shape == (3, 1, 2, 4)
+
+
+def test_standard_statistics_are_published_constants_never_measured() -> None:
+    from evalsuite.data import (
+        CIFAR10_MEAN,
+        CIFAR10_STD,
+        is_registered_name,
+        require_standard_stats,
+        standard_stats,
+        stats_names,
+    )
+    from evalsuite.data.digits import digits_stats
+
+    assert standard_stats("cifar10") == (CIFAR10_MEAN, CIFAR10_STD)
+    assert standard_stats("digits") == digits_stats()
+    assert standard_stats("npz") is None and standard_stats("gaussian") is None
+    assert stats_names() == ["cifar10", "cifar100", "digits", "svhn"]
+    with pytest.raises(UsageError, match="cifar10, cifar100, digits, svhn"):
+        require_standard_stats("mnist")
+    assert is_registered_name("cifar10") and is_registered_name("digits")
+    for spec in ("folder:/usr", "npz:/x.npz", "npz", "folder", "/usr", "cifar10:x", "bogus", ""):
+        assert not is_registered_name(spec), spec

@@ -240,7 +240,7 @@ def test_torch_export(tmp_path, cnn, x):
     # content, not the extension, decides the format
     q = tmp_path / "m.bin"
     q.write_bytes(p.read_bytes())
-    assert _load(q, normalize=False, trust=True).source_format == "export"
+    assert _load(q, mean=None, std=None, normalize=False, trust=True).source_format == "export"
 
 
 class Evil:
@@ -350,3 +350,46 @@ def test_akamaster_resnet20_accuracy(shared_dir):
     with torch.no_grad():
         acc = (got.model(xs).argmax(1) == ys).float().mean().item()
     assert acc > 0.75, acc
+
+
+def test_normalization_is_recorded_and_never_guessed(tmp_path, cnn, x):
+    p = tmp_path / "w.pt"
+    torch.save(cnn.net.state_dict(), p)
+    kw = {"arch": "smallcnn", "arch_kwargs": {"width": 4}}
+    with pytest.raises(UsageError, match="--mean/--std .*--no-normalize .*--norm-stats DATASET"):
+        load_any_model(p, **kw)
+    given = load_any_model(p, mean=MEAN, std=STD, **kw)
+    assert given.normalization == {"mean": [0.5], "std": [0.25], "source": "--mean/--std"}
+    fallback = load_any_model(p, fallback=(MEAN, STD, "dataset:x standard statistics"), **kw)
+    assert fallback.normalization["source"] == "dataset:x standard statistics" and _same(
+        cnn, fallback.model, x
+    )
+    bare = load_any_model(p, normalize=False, fallback=((0.1,), (0.2,), "unused"), **kw)
+    assert bare.normalization == {"mean": None, "std": None, "source": "none (model takes [0,1])"}
+    assert bare.card.to_dict()["normalization"] == {"mean": None, "std": None}  # used to crash here
+    with pytest.raises(UsageError, match="not both"):
+        load_any_model(p, mean=MEAN, std=STD, normalize=False, **kw)
+    # carried normalization wins, and an explicit different request is noted
+    torch.save(cnn.state_dict(), p)
+    own = load_any_model(p, mean=(0.1,), std=(0.2,), **kw)
+    assert own.normalization["source"] == "checkpoint" and own.normalization["mean"] == [0.5]
+    assert any("ignored --mean/--std" in n for n in own.notes)
+
+
+def test_in_memory_module_takes_unit_range_images(cnn, x):
+    got = load_any_model(cnn.net, fallback=(MEAN, STD, "dataset:x standard statistics"))
+    assert got.model is cnn.net and got.normalization["source"] == "none (model takes [0,1])"
+    assert load_any_model(cnn).normalization["source"] == "checkpoint"
+    wrapped = load_any_model(cnn.net, mean=MEAN, std=STD)
+    assert _same(cnn, wrapped.model, x) and wrapped.normalization["source"] == "--mean/--std"
+
+
+def test_shortcut_mismatch_suggests_the_other_option(tmp_path):
+    a = create_model("resnet20", 10, (0.5,) * 3, (0.25,) * 3, 3, shortcut="A").net
+    torch.save(a.state_dict(), tmp_path / "a.pt")
+    with pytest.raises(CheckpointError, match="""try --arch-kwargs '\\{"shortcut": "A"\\}'"""):
+        load_any_model(tmp_path / "a.pt", arch="resnet20", normalize=False)
+    b = create_model("resnet20", 10, (0.5,) * 3, (0.25,) * 3, 3, shortcut="B").net
+    torch.save(b.state_dict(), tmp_path / "b.pt")
+    with pytest.raises(CheckpointError, match='"shortcut": "B"'):
+        load_any_model(tmp_path / "b.pt", arch="resnet20", arch_kwargs={"shortcut": "A"}, normalize=False)
