@@ -105,13 +105,17 @@ def _add_init_args(p: argparse.ArgumentParser, dataset_required: bool) -> None:
     )
     g.add_argument("--arch", help="zoo model (evalsuite ls models); default: the dataset's default model")
     g.add_argument("--arch-kwargs", type=_json_dict, default={}, help="JSON, e.g. '{\"width\": 32}'")
-    g.add_argument("--sparse-init", default="dense", help="layer-wise density scheme (evalsuite ls schemes)")
+    g.add_argument(
+        "--sparse-init",
+        default="dense",
+        help="layer-wise density scheme (evalsuite ls schemes); snip and grasp score training images",
+    )
     g.add_argument(
         "--density", type=_density, default=1.0, help="fraction of prunable weights kept, in (0, 1]"
     )
     g.add_argument("--seed", type=int, help="weight init, data order and augmentation seed (default 0)")
     g.add_argument("--mask-seed", type=int, help="seed of the mask generator (default: --seed)")
-    d = p.add_argument_group("data")
+    d = p.add_argument_group("data (init reads images only for snip and grasp)")
     d.add_argument("--data-root", help="where torchvision datasets live (default ~/.cache/evalsuite/data)")
     d.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
 
@@ -314,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument(
         "--trust-checkpoint", action="store_true", help="allow unpickling objects from --from"
     )
-    p_train.add_argument("--out", required=True, help="checkpoint to write (log: OUT.log.jsonl)")
+    p_train.add_argument(
+        "--out", required=True, help="checkpoint to write, e.g. m.pt (per-epoch log beside it: m.log.jsonl)"
+    )
     p_train.add_argument("--resume", action="store_true", help="continue from OUT's last completed epoch")
     p_train.add_argument(
         "--test-data", help="dataset spec for the test split (default: --dataset's); e.g. npz:test.npz"
@@ -662,10 +668,25 @@ def _init_spec(args: argparse.Namespace) -> Any:
     )
 
 
+def _check_out(out: str) -> None:
+    """Refuse an --out that cannot be a file before any work is done."""
+    path = Path(out)
+    if path.is_dir():
+        raise CLIUsageError(
+            f"--out {out} is a folder; give a checkpoint file name such as {path / 'model.pt'}"
+        )
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIUsageError(f"--out {out}: {parent} is a file, not a folder")
+            break
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from evalsuite.models.checkpoint import save_checkpoint
     from evalsuite.train import init_model
 
+    _check_out(args.out)
     model, card, masks = init_model(_init_spec(args))
     path = save_checkpoint(args.out, model, card, masks)
     sp = card.sparsity
@@ -693,6 +714,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             "--from takes arch, sparsity and seeds from the init checkpoint; "
             "drop --arch/--arch-kwargs/--sparse-init/--density/--seed/--mask-seed"
         )
+    for flag, value in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test)):
+        if value is not None and value < 1:
+            raise CLIUsageError(f"{flag} must be a positive number of examples, got {value}")
+    _check_out(args.out)
     from evalsuite.train.recipe import RECIPE_FIELDS
 
     overrides = {k: getattr(args, k, None) for k in RECIPE_FIELDS}

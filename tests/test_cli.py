@@ -105,7 +105,11 @@ def test_train_from_init_and_resume_flags(tmp_path, capsys):
             2,
             "bad arguments",
         ),
-        (["init", "--dataset", "cifar10", "--out", "x.pt"], 1, "--download"),
+        (  # random masks need no images; SNIP/GraSP ratios do
+            ["init", "--dataset", "cifar10", "--sparse-init", "snip", "--density", "0.1", "--out", "x.pt"],
+            1,
+            "--download",
+        ),
         (["train", "--out", "x.pt"], 2, "--dataset"),
         (["train", "--dataset", "digits", "--epochs", "0", "--out", "x.pt"], 2, "epochs"),
         (["train", "--from", "missing.pt", "--out", "x.pt"], 1, "no such file"),

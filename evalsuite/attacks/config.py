@@ -100,7 +100,8 @@ class AttackConfig:
     ``eps`` is stored sorted ascending without duplicates (the cascade walks it upward). The step size
     is ``rel_stepsize * eps`` for both norms: eps/4 is the usual PGD-10 L-inf rule, and for L2 it equals
     the robustness library's 2.5 * eps / steps at 10 steps (torchattacks' PGDL2 default ratio is 0.2;
-    pass ``rel_stepsize=0.2`` to match it). FGSM ignores steps, rel_stepsize, restarts and random_start.
+    pass ``rel_stepsize=0.2`` to match it). FGSM is one step of size eps from the clean image: whatever
+    is passed, its config holds (and results record) steps 1, rel_stepsize 1, restarts 1, no random start.
     ``seed`` feeds the random starts; ``run_attacks(seed=...)`` overrides it for every config.
     """
 
@@ -113,7 +114,10 @@ class AttackConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        ATTACKS.get(self.name)  # UsageError naming the known attacks
+        if not ATTACKS.get(self.name).iterative:  # UsageError naming the known attacks
+            # record what a single-step attack does, not the PGD settings a battery passes to every attack
+            for key, value in (("steps", 1), ("rel_stepsize", 1.0), ("restarts", 1), ("random_start", False)):
+                object.__setattr__(self, key, value)
         raw: Sequence[float | str] = (self.eps,) if isinstance(self.eps, (int, float, str)) else self.eps
         if len(raw) == 0:
             raise UsageError(f"attack {self.name!r}: eps list is empty")

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from evalsuite.attacks.config import ATTACKS, AttackConfig
 from evalsuite.attacks.engines import MultiEpsFGSM, RetiringPGD, start_noise
 from evalsuite.core.errors import UsageError
+from evalsuite.core.results import eps_name
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,14 @@ class RobustnessResult:
     @property
     def flags(self) -> list[str]:
         """Every sanity flag as ``"attack@eps: message"``; empty when all checks pass."""
-        return [f"{o.attack}@{o.eps:g}: {f}" for o in self.outcomes.values() for f in o.flags]
+        return [f"{o.attack}@{eps_label(o.eps)}: {f}" for o in self.outcomes.values() for f in o.flags]
+
+    def _fgsm_only(self, o: AttackOutcome) -> dict[str, int]:
+        """``{"fgsm_only": k}`` for a pgd_linf cell: examples FGSM fools that PGD's own iterates do not."""
+        fgsm = self.outcomes.get(("fgsm", o.eps))
+        if fgsm is None or o.attack == "fgsm" or ATTACKS.get(o.attack).norm != "linf":
+            return {}
+        return {"fgsm_only": int((o.own_robust & ~fgsm.robust).sum())}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: configs, clean accuracy and one row per (attack, eps); no tensors."""
@@ -88,6 +96,7 @@ class RobustnessResult:
                     "attacked": o.attacked,
                     "example_grads": o.example_grads,
                     "flags": list(o.flags),
+                    **self._fgsm_only(o),
                 }
                 for o in self.outcomes.values()
             ],
@@ -208,7 +217,7 @@ def run_attacks(
                 if on_attack_done is not None:
                     on_attack_done(cfg.name, len(cfg.eps))
 
-    flagged = sanity_flags(outcomes, clean_correct, fgsm_robust)
+    flagged = sanity_flags(outcomes, clean_correct, fgsm_robust, {c.name: c for c in cfgs})
     outcomes = {k: dataclasses.replace(o, flags=flagged.get(k, ())) for k, o in outcomes.items()}
     result = RobustnessResult(outcomes=outcomes, clean_correct=clean_correct, configs=cfgs)
     for f in result.flags:
@@ -282,14 +291,77 @@ def _run_pgd(
     return out
 
 
+PGD_REACH_NEEDED = {True: 2.0, False: 1.0}
+"""Travel, in units of eps, a PGD L-inf run needs to reach any corner of the ball (FGSM's point is one):
+from a random start a coordinate may sit at -eps and FGSM's corner at +eps (2 eps); from the clean image,
+eps. Keyed by ``random_start``."""
+
+
+MASKING_MIN_FRACTION = 0.02
+MASKING_MIN_COUNT = 3
+"""A PGD that can reach FGSM's corner still ends elsewhere on a few examples: it climbs the loss, and a
+higher loss is not always a wrong label. Measured with PGD-10 at eps/4: none of about 2,100 attacked
+(example, eps) pairs on the committed digits nets (2/255, 8/255) and the akamaster CIFAR ResNet-20 (1-8/255),
+but 2 of 364 and 2 of 175 on the tests' small MLP at eps 0.1 and 0.2. So "possible gradient masking" needs at
+least 3 examples and 2 % of those attacked; fewer are recorded (``fgsm_only`` in the details), not flagged.
+A PGD too short to reach the corner is flagged at any count: the cause is known, and a larger step size
+fixes it at no cost."""
+
+
+def fgsm_only_flag(cfg: AttackConfig | None, eps: float, count: int, attacked: int) -> str | None:
+    """The flag for ``count`` examples FGSM fools at ``eps`` and PGD L-inf leaves standing, or None."""
+    if count == 0:
+        return None
+    weak = cfg is not None and cfg.steps * cfg.rel_stepsize < PGD_REACH_NEEDED[cfg.random_start]
+    if not weak and count < max(MASKING_MIN_COUNT, MASKING_MIN_FRACTION * attacked):
+        return None
+    return fgsm_only_message(cfg, eps, count, attacked)
+
+
+def fgsm_only_message(cfg: AttackConfig | None, eps: float, count: int, attacked: int) -> str:
+    """The flag for an L-inf PGD that leaves standing ``count`` examples FGSM fools at ``eps``.
+
+    When the steps cannot travel as far as FGSM's corner the cause is the budget, not the model: say so
+    and how to fix it. Otherwise FGSM beating PGD is the textbook symptom of gradient masking.
+    """
+    name = cfg.name if cfg is not None else "pgd_linf"
+    examples = f"{count} example{'s' if count != 1 else ''}"
+    what = (
+        f"fgsm fools {examples} that {name} leaves standing at eps {eps_label(eps)} (of {attacked} attacked)"
+    )
+    if cfg is None:
+        return f"possible gradient masking: {what}"
+    reach = cfg.steps * cfg.rel_stepsize
+    need = PGD_REACH_NEEDED[cfg.random_start]
+    budget = f"{cfg.steps} steps x {cfg.rel_stepsize:g} eps"
+    if reach < need:
+        start = "a random start" if cfg.random_start else "the clean image"
+        return (
+            f"weak PGD (not gradient masking): {what}; {budget} = {reach:g} eps cannot reach FGSM's corner "
+            f"({need:g} eps from {start}): raise --pgd-steps or --pgd-step-size"
+        )
+    return f"possible gradient masking: {what} with {budget}"
+
+
+def eps_label(eps: float) -> str:
+    """8/255 -> '8/255' where eps is a whole number of 255ths, else the decimal."""
+    return eps_name(eps).replace("_", "/")
+
+
 def sanity_flags(
-    outcomes: dict[Key, AttackOutcome], clean_correct: Tensor, fgsm_robust: dict[float, Tensor]
+    outcomes: dict[Key, AttackOutcome],
+    clean_correct: Tensor,
+    fgsm_robust: dict[float, Tensor],
+    configs: dict[str, AttackConfig] | None = None,
 ) -> dict[Key, tuple[str, ...]]:
-    """Checks that hold for any sound attack; a failure is a bug or a sign of gradient masking.
+    """Checks that hold for any sound attack; a failure is a bug, a too-small budget or gradient masking.
 
     * eps 0 reproduces the clean-correct set;
     * robust implies clean-correct;
-    * PGD L-inf on its own is no weaker than FGSM at equal eps (else "possible gradient masking");
+    * PGD L-inf on its own fools every example FGSM fools at equal eps. The flag counts the examples where
+      it does not (they are still counted fooled in pgd_linf's robust accuracy) and, given the attack's
+      ``configs``, says whether its steps could reach FGSM's point at all ("weak PGD", any count) or could
+      and did not ("possible gradient masking", above ``MASKING_MIN_COUNT`` and ``MASKING_MIN_FRACTION``);
     * robust accuracy does not rise with eps (by construction for PGD; FGSM can fail it).
     """
     n = max(int(clean_correct.numel()), 1)
@@ -305,17 +377,15 @@ def sanity_flags(
             flags[key].append(f"{extra} examples robust but not clean-correct")
         spec = ATTACKS.get(o.attack)
         if spec.iterative and spec.norm == "linf" and o.eps in fgsm_robust:
-            own_acc = float(o.own_robust.sum()) / n
-            fgsm_acc = float(fgsm_robust[o.eps].sum()) / n
-            if own_acc > fgsm_acc:
-                flags[key].append(
-                    f"possible gradient masking: {o.attack} alone {own_acc:.4f} > fgsm {fgsm_acc:.4f}"
-                )
+            fgsm_only = int((o.own_robust & ~fgsm_robust[o.eps]).sum())
+            msg = fgsm_only_flag((configs or {}).get(o.attack), o.eps, fgsm_only, o.attacked)
+            if msg:
+                flags[key].append(msg)
     for cells in by_attack.values():
         cells.sort(key=lambda o: o.eps)
         for lo, hi in zip(cells, cells[1:], strict=False):
             if hi.accuracy > lo.accuracy:
                 flags[(hi.attack, hi.eps)].append(
-                    f"accuracy rises with eps: {lo.accuracy:.4f} at {lo.eps:g} -> {hi.accuracy:.4f}"
+                    f"accuracy rises with eps: {lo.accuracy:.4f} at {eps_label(lo.eps)} -> {hi.accuracy:.4f}"
                 )
     return {k: tuple(v) for k, v in flags.items() if v}

@@ -32,7 +32,7 @@ from evalsuite.data.base import split_named_spec
 from evalsuite.models.foreign import load_any_model
 from evalsuite.report.compare import CompareSettings, ModelEntry, value_table
 from evalsuite.train import InitSpec, TrainJob, TrainOptions, run_training
-from evalsuite.train.recipe import RECIPE_FIELDS, default_recipe
+from evalsuite.train.recipe import RECIPE_FIELDS, default_recipe, scaled_milestones
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _train(suite: Suite, name: str, spec: dict[str, Any], work: Path, ov: Overri
         # a shortened run keeps the schedule's shape: the recipe's milestones scale with the epochs
         base = default_recipe(str(spec["dataset"])).with_overrides(**overrides)
         overrides["epochs"] = ov.epochs
-        overrides["milestones"] = tuple(max(1, round(m * ov.epochs / base.epochs)) for m in base.milestones)
+        overrides["milestones"] = scaled_milestones(base.milestones, base.epochs, ov.epochs)
     dataset = ov.train_data or _rel(str(spec["dataset"]), suite.path.parent)
     init = InitSpec(
         dataset=dataset,

@@ -32,6 +32,15 @@ SCHEMES: Registry[Scheme] = Registry("sparsity scheme")
 
 UNIFORM_PLUS_LAST_MIN = 0.2
 
+DATA_SCHEMES = frozenset({"snip", "grasp"})
+"""Schemes whose layer ratios come from scores on training images; every other scheme needs only shapes."""
+
+
+def needs_data(scheme: str) -> bool:
+    """True for the schemes that score weights on a batch of training data (snip, grasp)."""
+    SCHEMES.get(scheme)  # UsageError listing the known schemes
+    return scheme in DATA_SCHEMES
+
 
 def check_density(density: float) -> float:
     if not (0.0 < float(density) <= 1.0):
@@ -173,11 +182,14 @@ def _ratios_from_scores(
 
 def _require_batch(ctx: SchemeContext, name: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     if ctx.model is None or ctx.batch is None:
-        raise UsageError(f"scheme {name!r} needs the model and a batch of training data")
+        raise UsageError(f"SNIP/GraSP ratios need the model and a batch of training data (scheme {name!r})")
     return ctx.model, ctx.batch[0], ctx.batch[1]
 
 
-@SCHEMES.register("snip", help="layer ratios of one-shot SNIP (|g * w|) on a data batch; positions random")
+@SCHEMES.register(
+    "snip",
+    help="layer ratios of one-shot SNIP (|g * w|) on training images (needs the data); positions random",
+)
 def snip(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -> list[float]:
     model, x, y = _require_batch(ctx, "snip")
     weights = _params_by_name(model, layers)
@@ -191,7 +203,10 @@ def snip(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) ->
 GRASP_TEMPERATURE = 200.0
 
 
-@SCHEMES.register("grasp", help="layer ratios of one-shot GraSP (-w * Hg) on a data batch; positions random")
+@SCHEMES.register(
+    "grasp",
+    help="layer ratios of one-shot GraSP (-w * Hg) on training images (needs the data); positions random",
+)
 def grasp(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -> list[float]:
     model, x, y = _require_batch(ctx, "grasp")
     weights = _params_by_name(model, layers)

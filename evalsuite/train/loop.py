@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evalsuite.core.device import device_name, pick_device
-from evalsuite.core.errors import CheckpointError, UsageError
+from evalsuite.core.errors import CheckpointError, DataError, UsageError
 from evalsuite.core.provenance import provenance
 from evalsuite.data import ImageSet, load_dataset, stratified_subset, to_float_images
 from evalsuite.models.checkpoint import (
@@ -42,8 +42,10 @@ from evalsuite.models.checkpoint import (
 )
 from evalsuite.models.zoo import create_model
 from evalsuite.sparsity import MaskedParameters, SchemeContext, check_density, prune_at_init
+from evalsuite.sparsity.schemes import DATA_SCHEMES, needs_data
 from evalsuite.train.augment import random_crop_flip
-from evalsuite.train.recipe import Recipe, default_arch, default_recipe
+from evalsuite.train.datainfo import DatasetInfo, dataset_info
+from evalsuite.train.recipe import Recipe, default_arch, resolve_recipe
 
 log = logging.getLogger(__name__)
 
@@ -80,26 +82,44 @@ def _scheme_batch(train: ImageSet, mask_seed: int) -> tuple[torch.Tensor, torch.
     return sub.images(), sub.y
 
 
+def _scheme_train_set(spec: InitSpec, scheme: str) -> ImageSet:
+    try:
+        return load_dataset(spec.dataset, "train", spec.data_root, spec.download)
+    except DataError as e:
+        raise DataError(
+            f"--sparse-init {scheme}: SNIP/GraSP ratios need the training data (--data-root/--download): {e}"
+        ) from e
+
+
 def init_model(
     spec: InitSpec, train: ImageSet | None = None
 ) -> tuple[nn.Module, ModelCard, dict[str, torch.Tensor]]:
-    """Build the randomly pruned network at initialization (or its dense twin at density 1)."""
+    """Build the randomly pruned network at initialization (or its dense twin at density 1).
+
+    ``train`` is read only by the data-driven schemes (snip, grasp); every other scheme needs the
+    dataset's metadata alone, so no image is loaded for cifar10/cifar100/svhn when ``train`` is None.
+    """
     density = check_density(spec.density)
     scheme = "dense" if density == 1.0 else spec.scheme
     if scheme == "dense" and density != 1.0:
         raise UsageError(f"--sparse-init dense keeps every weight; got --density {density}")
     arch = spec.resolved_arch()
-    if train is None:
-        train = load_dataset(spec.dataset, "train", spec.data_root, spec.download)
+    if needs_data(scheme) and train is None:
+        train = _scheme_train_set(spec, scheme)
+    info = (
+        DatasetInfo.of(train)
+        if train is not None
+        else dataset_info(spec.dataset, spec.data_root, spec.download)
+    )
     mask_seed = spec.seed if spec.mask_seed is None else spec.mask_seed
     torch.manual_seed(spec.seed)
-    mean, std = train.training_stats()
-    model = create_model(arch, train.num_classes, mean, std, train.input_shape[0], **spec.arch_kwargs)
+    model = create_model(arch, info.num_classes, info.mean, info.std, info.input_shape[0], **spec.arch_kwargs)
     ctx = None
-    if scheme in ("snip", "grasp"):
+    if scheme in DATA_SCHEMES:
+        assert train is not None
         # score a copy, so the scoring pass does not touch the BN statistics of the paired init
         ctx = SchemeContext(model=copy.deepcopy(model), batch=_scheme_batch(train, mask_seed))
-    example = torch.zeros(1, *train.input_shape)
+    example = torch.zeros(1, *info.input_shape)
     rng = torch.get_rng_state()
     plan = prune_at_init(model, example, scheme, density, mask_seed, ctx)
     torch.set_rng_state(rng)  # scoring (snip, grasp) must not shift the global stream of the paired twin
@@ -109,10 +129,10 @@ def init_model(
     card = ModelCard(
         arch=arch,
         arch_kwargs=dict(spec.arch_kwargs),
-        num_classes=train.num_classes,
-        input_shape=train.input_shape,
-        mean=tuple(mean),
-        std=tuple(std),
+        num_classes=info.num_classes,
+        input_shape=info.input_shape,
+        mean=tuple(info.mean),
+        std=tuple(info.std),
         dataset=spec.dataset,
         sparsity=sparsity,
         seed=spec.seed,
@@ -430,5 +450,7 @@ def run_training(job: TrainJob) -> ModelCard:
     else:
         raise UsageError("train needs --dataset (with --arch etc.) or --from INIT.pt")
     test_set = load_dataset(job.test_data or dataset, "test", root, download)
-    recipe = default_recipe(dataset).with_overrides(**job.recipe_overrides)
+    recipe, note = resolve_recipe(dataset, job.recipe_overrides)
+    if note:
+        log.info("%s", note)
     return train_model(model, card, masks, recipe, job.options, train_set, test_set)

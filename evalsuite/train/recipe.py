@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -39,6 +40,8 @@ class Recipe:
             raise UsageError("weight decay must be >= 0 and momentum in [0, 1)")
         if self.augment not in ("crop_flip", "none"):
             raise UsageError(f"augment must be 'crop_flip' or 'none', got {self.augment!r}")
+        if any(int(m) < 1 for m in self.milestones):
+            raise UsageError(f"milestones must be epochs >= 1, got {list(self.milestones)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -81,6 +84,32 @@ DEFAULT_ARCH: dict[str, str] = {
 
 def default_recipe(dataset: str) -> Recipe:
     return DEFAULT_RECIPES.get(dataset, PAPER_CIFAR)
+
+
+def scaled_milestones(milestones: Sequence[int], from_epochs: int, to_epochs: int) -> tuple[int, ...]:
+    """The lr milestones of a ``from_epochs`` schedule moved to a ``to_epochs`` run, keeping their shape.
+
+    Each milestone m becomes round(m * to / from), at least 1: the paper's 80/120 of 160 epochs become
+    1/2 at 2 epochs and 20/30 at 40. ``bench --epochs`` and ``train --epochs`` (without --milestones)
+    both use this.
+    """
+    return tuple(max(1, round(m * to_epochs / from_epochs)) for m in milestones)
+
+
+def resolve_recipe(dataset: str, overrides: Mapping[str, Any]) -> tuple[Recipe, str | None]:
+    """The dataset's default recipe with ``overrides`` (None values ignored), and a note when it moved
+    the milestones: an ``epochs`` override without ``milestones`` scales the default milestones with it,
+    so a short run still decays its lr instead of keeping milestones it never reaches."""
+    base = default_recipe(dataset)
+    recipe = base.with_overrides(**overrides)
+    if overrides.get("milestones") is not None or recipe.epochs == base.epochs:
+        return recipe, None
+    moved = scaled_milestones(base.milestones, base.epochs, recipe.epochs)
+    note = (
+        f"--epochs {recipe.epochs}: lr milestones scaled from {list(base.milestones)} of {base.epochs} "
+        f"epochs to {list(moved)} (pass --milestones to choose them)"
+    )
+    return replace(recipe, milestones=moved), note
 
 
 def default_arch(dataset: str) -> str:

@@ -146,12 +146,12 @@ def test_sanity_flags_fire() -> None:
         ("pgd_linf", 0.0): cell("pgd_linf", 0.0, [True, False, False, False]),
         ("pgd_linf", 0.1): cell("pgd_linf", 0.1, [False, False, True, True], [True, True, True, True]),
     }
-    flags = sanity_flags(outcomes, cc, {0.1: fg})
+    flags = sanity_flags(outcomes, cc, {0.1: fg}, {"pgd_linf": AttackConfig("pgd_linf", (0.1,), steps=5)})
     text = " | ".join(flags[("pgd_linf", 0.0)] + flags[("pgd_linf", 0.1)])
     for needle in (
         "eps 0 gives accuracy",
         "robust but not clean-correct",
-        "gradient masking",
+        "weak PGD",
         "rises with eps",
     ):
         assert needle in text

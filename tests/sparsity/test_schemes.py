@@ -138,3 +138,12 @@ def test_snip_ratios_follow_scores():
 
 def test_registry_has_the_paper_schemes():
     assert set(SCHEMES.names()) >= {"dense", "uniform", "uniform+", "er", "erk", "erk+", "snip", "grasp"}
+
+
+def test_only_snip_and_grasp_need_data() -> None:
+    from evalsuite.sparsity.schemes import needs_data
+
+    assert {s for s in SCHEMES.names() if needs_data(s)} == {"snip", "grasp"}
+    assert all("training images" in SCHEMES.describe(s) for s in ("snip", "grasp"))
+    with pytest.raises(UsageError, match="unknown sparsity scheme"):
+        needs_data("snap")
