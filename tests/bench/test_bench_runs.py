@@ -4,6 +4,7 @@ name code or unpickle; every action takes a suite path; results are computed afr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -178,8 +179,12 @@ def test_run_reads_no_cache_unless_asked(tmp_path: Path) -> None:
     (entry,) = (tmp_path / "cache").glob("*.json")
     doc = json.loads(entry.read_text())
     true_acc = doc["metrics"]["accuracy"]
-    doc["metrics"]["accuracy"] = 0.123  # poison the cache
+    doc["metrics"]["accuracy"] = 0.123  # poison the cache, checksum file and all (as a stale entry would be)
     entry.write_text(json.dumps(doc))
+    sums = entry.with_suffix(".sum")
+    entry_sum = json.loads(sums.read_text())
+    entry_sum["json_sha256"] = hashlib.sha256(entry.read_bytes()).hexdigest()
+    sums.write_text(json.dumps(entry_sum))
     assert _bench("run", str(suite), "--store", db) == 0
     assert _bench("run", str(suite), "--store", db, "--cache") == 0
     with ResultStore(db, create=False) as s:
