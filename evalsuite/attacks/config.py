@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torchattacks
 from torch import nn
 
 from evalsuite.core.errors import UsageError
@@ -19,8 +18,18 @@ from evalsuite.core.registry import Registry
 
 Norm = Literal["linf", "l2"]
 
-ReferenceFactory = Callable[[nn.Module, float, float, int, bool], torchattacks.attack.Attack]
+if TYPE_CHECKING:
+    from torchattacks.attack import Attack
+
+ReferenceFactory = Callable[[nn.Module, float, float, int, bool], "Attack"]
 """``reference(model, eps, alpha, steps, random_start)``: the plain torchattacks attack we must match."""
+
+
+def _torchattacks() -> Any:
+    # imported when an attack is built, not when the registry is read (start-up time of every command)
+    import torchattacks
+
+    return torchattacks
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ ATTACKS: Registry[AttackSpec] = Registry("attack")
 
 ATTACKS.add(
     "fgsm",
-    AttackSpec("fgsm", "linf", False, lambda m, eps, alpha, steps, rs: torchattacks.FGSM(m, eps=eps)),
+    AttackSpec("fgsm", "linf", False, lambda m, eps, alpha, steps, rs: _torchattacks().FGSM(m, eps=eps)),
     help="FGSM, one signed-gradient step of size eps (L-inf); one backward serves every eps",
 )
 ATTACKS.add(
@@ -46,7 +55,7 @@ ATTACKS.add(
         "pgd_linf",
         "linf",
         True,
-        lambda m, eps, alpha, steps, rs: torchattacks.PGD(
+        lambda m, eps, alpha, steps, rs: _torchattacks().PGD(
             m, eps=eps, alpha=alpha, steps=steps, random_start=rs
         ),
     ),
@@ -58,7 +67,7 @@ ATTACKS.add(
         "pgd_l2",
         "l2",
         True,
-        lambda m, eps, alpha, steps, rs: torchattacks.PGDL2(
+        lambda m, eps, alpha, steps, rs: _torchattacks().PGDL2(
             m, eps=eps, alpha=alpha, steps=steps, random_start=rs
         ),
     ),

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from evalsuite.attacks import ATTACKS, AttackConfig, run_attacks
+from evalsuite.attacks import ATTACKS, AttackConfig
 from evalsuite.battery import cache
 from evalsuite.battery.cache import cache_dir
 from evalsuite.battery.config import BatteryConfig
@@ -476,6 +476,8 @@ def evaluate_with_arrays(
                 )
         clean_correct = torch.from_numpy(arrays["id/correct"].copy())
         rbar = _bar(opts.progress, sum(len(c.eps) for c in configs), "robust", unit="(attack, eps)")
+        from evalsuite.attacks.robust import run_attacks  # torchattacks: only when attacking
+
         rob = run_attacks(
             net,
             id_set.images(),

@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as _st
 
 from evalsuite.metrics import classification as _cls
 from evalsuite.metrics import stats as _stats
+from evalsuite.metrics._lazy import scipy_stats as _st
 from evalsuite.metrics.batched import batched_for
 
 StatFn = Callable[..., Any]

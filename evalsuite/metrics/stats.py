@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as _st
 
+from evalsuite.metrics._lazy import scipy_stats as _st
 from evalsuite.metrics.ood import auroc
 
 StatFn = Callable[..., Any]

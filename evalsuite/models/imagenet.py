@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torchvision
 from torch import nn
 
 from evalsuite.core.errors import UsageError
@@ -22,6 +21,8 @@ def build_torchvision(name: str, num_classes: int, in_channels: int, **kwargs: A
     if "weights" in kwargs:
         # Pretrained weights would mean a download; checkpoints come in through the loaders instead.
         raise UsageError(f"{name}: the zoo builds architectures only, 'weights' is not accepted")
+    import torchvision  # only when one is built: importing torchvision costs a second and more
+
     return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
 
 

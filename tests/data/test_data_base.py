@@ -100,3 +100,33 @@ def test_standard_statistics_are_published_constants_never_measured() -> None:
     assert is_registered_name("cifar10") and is_registered_name("digits")
     for spec in ("folder:/usr", "npz:/x.npz", "npz", "folder", "/usr", "cifar10:x", "bogus", ""):
         assert not is_registered_name(spec), spec
+
+
+def test_digits_equal_scikit_learns_split() -> None:
+    """The stored split and the csv reader give exactly what load_digits + train_test_split give."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from evalsuite.data.digits import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[:, None, :, :]
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, d.target, test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED, stratify=d.target
+    )
+    train, test = load_dataset("digits", split="train"), load_dataset("digits", split="test")
+    assert np.array_equal(train.x.numpy(), x_tr) and np.array_equal(test.x.numpy(), x_te)
+    assert np.array_equal(train.y.numpy(), y_tr) and np.array_equal(test.y.numpy(), y_te)
+
+
+def test_digits_load_without_importing_sklearn() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from evalsuite.data import load_dataset; load_dataset('digits'); "
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
