@@ -14,6 +14,7 @@ from evalsuite.battery.config import BatteryConfig
 from evalsuite.battery.run import EvalOptions, evaluate_with_arrays
 from evalsuite.core.errors import EvalsuiteError
 from evalsuite.core.results import EvalResult, load_arrays
+from evalsuite.data.base import dataset_memo
 from evalsuite.report.compare import ModelEntry
 
 log = logging.getLogger(__name__)
@@ -43,31 +44,14 @@ def collect_entries(
     """One entry per input, in order; names from ``names``, else the result/checkpoint, made unique."""
     if names is not None and len(names) != len(inputs):
         raise EvalsuiteError(f"--names has {len(names)} names for {len(inputs)} models")
-    entries: list[ModelEntry] = []
     where = f"{group}: " if group else ""
-    for i, src in enumerate(inputs):
-        result = arrays = None
-        error = None
-        step = f"{where}{i + 1}/{len(inputs)}"
-        try:
-            if src.endswith(".json"):
-                log.info("using result %s (%s)", src, step)
-                result = EvalResult.load(src)
-                arrays = load_arrays(src, result)
-            else:
-                label = names[i] if names is not None else Path(src).stem
-                log.info("evaluating %s: %s (%s)", step, label, src)
-                options.name = None
-                result, arrays = evaluate_with_arrays(src, config, options)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001  (kept per model; the report says which failed and why)
-            error = _one_line(e)
-            log.warning("%s failed: %s", src, error)
-        name = names[i] if names is not None else default_name(src, result)
-        entries.append(
-            ModelEntry(name=name, source=src, result=result, arrays=arrays, error=error, group=group)
-        )
+    with dataset_memo():  # every model is evaluated on the same data: read it once
+        entries = [
+            _collect_one(src, f"{where}{i + 1}/{len(inputs)}", config, options, names[i] if names else None)
+            for i, src in enumerate(inputs)
+        ]
+    for e in entries:
+        e.group = group
     seen: dict[str, int] = {}
     for e in entries:
         if e.name in seen and names is None:
@@ -76,3 +60,27 @@ def collect_entries(
         else:
             seen.setdefault(e.name, 1)
     return entries
+
+
+def _collect_one(
+    src: str, step: str, config: BatteryConfig, options: EvalOptions, name: str | None
+) -> ModelEntry:
+    result = arrays = None
+    error = None
+    try:
+        if src.endswith(".json"):
+            log.info("using result %s (%s)", src, step)
+            result = EvalResult.load(src)
+            arrays = load_arrays(src, result)
+        else:
+            log.info("evaluating %s: %s (%s)", step, name or Path(src).stem, src)
+            options.name = None
+            result, arrays = evaluate_with_arrays(src, config, options)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001  (kept per model; the report says which failed and why)
+        error = _one_line(e)
+        log.warning("%s failed: %s", src, error)
+    return ModelEntry(
+        name=name or default_name(src, result), source=src, result=result, arrays=arrays, error=error
+    )

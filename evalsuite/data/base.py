@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +111,40 @@ def load_dataset(
         download=download,
         shape=shape,
     )
-    return loader(arg, split, opts)
+    if _MEMO is None:
+        return loader(arg, split, opts)
+    key = (spec, split, str(opts.root), shape, _stamp(spec))
+    if key not in _MEMO:
+        _MEMO[key] = loader(arg, split, opts)
+    return _MEMO[key]
+
+
+_MEMO: dict[tuple[object, ...], ImageSet] | None = None
+
+
+@contextlib.contextmanager
+def dataset_memo() -> Iterator[None]:
+    """Within the block, each dataset is read once (``compare`` evaluates many models on the same data).
+
+    Loaded sets are shared, so code inside the block must not modify their tensors in place (the battery
+    only reads and selects). A file changed during the block (size or time stamp) is read again.
+    """
+    global _MEMO
+    outer = _MEMO
+    _MEMO = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _MEMO = outer
+
+
+def _stamp(spec: str) -> tuple[int, int] | None:
+    path = spec_path(spec)
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if st is not None else None
 
 
 def stratified_subset(data: ImageSet, n: int, seed: int = 0) -> ImageSet:
