@@ -82,7 +82,7 @@ def battery_config(suite: Suite, ov: Overrides) -> BatteryConfig:
     if "eps" in b:
         kw["eps_linf"] = tuple(parse_eps(e) for e in parse_list([str(x) for x in b["eps"]]))
     if "eps_l2" in b:
-        kw["eps_l2"] = tuple(parse_eps(e) for e in parse_list([str(x) for x in b["eps_l2"]]))
+        kw["eps_l2"] = tuple(parse_eps(e, "l2") for e in parse_list([str(x) for x in b["eps_l2"]]))
     for src, dst in (
         ("pgd_steps", "pgd_steps"),
         ("pgd_restarts", "pgd_restarts"),
