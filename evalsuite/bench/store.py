@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from evalsuite.core.errors import DataError, UsageError
-from evalsuite.metrics import catalogue as K
 from evalsuite.core.version import __version__
+from evalsuite.metrics import catalogue as K
 
 if TYPE_CHECKING:
     import pandas as pd
