@@ -1,5 +1,7 @@
-"""Per-example arrays -> metrics. Every number in a result is a pure function of these arrays, so a
-result can be rebuilt from its ``.npz`` and shards merge exactly (concatenate, then summarize).
+"""Per-example arrays -> metrics. Every metric but the sparsity audit (a property of the weights, measured
+on the model) is a pure function of these arrays, so a result can be rebuilt from its ``.npz`` and shards
+merge exactly (concatenate, then summarize). Which metrics exist, and how each is computed from which
+arrays, is the metric catalogue's (``evalsuite.metrics.catalogue``).
 
 Array keys (the ``.npz`` written beside each result):
 
@@ -27,8 +29,12 @@ Arrays = dict[str, np.ndarray]
 
 
 def derive_id_arrays(arrays: Arrays) -> Arrays:
-    """Add prediction, confidence, correctness, per-example NLL and Brier from ``id/logits``."""
+    """Add prediction, confidence, correctness, per-example NLL and Brier from ``id/logits``.
+
+    ValueError for NaN logits (a diverged model): no metric of them would mean anything."""
     logits = arrays["id/logits"].astype(np.float64)
+    if np.isnan(logits).any():
+        raise ValueError("logits contains NaN")
     labels = arrays["id/labels"]
     logp = M.log_softmax(logits)
     probs = np.exp(logp)
@@ -72,7 +78,7 @@ def summarize(
             if "score" in params and params["score"] not in scores:
                 continue
             name = fam.pattern.format(**params)
-            order = tuple(scores.index(v) if p == "score" else v for p, v in params.items())
+            order = tuple(scores.index(params[p]) if p == "score" else params[p] for p in fam.placeholders)
             found.append(((K.GROUP_ORDER.index(fam.group), order, rank), name, K.lookup(name)))
     metrics: dict[str, float] = {}
     for _, name, ref in sorted(found, key=lambda t: t[0]):

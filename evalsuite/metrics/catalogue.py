@@ -115,8 +115,8 @@ class MetricFamily:
                     if all(a[p] == b[p] for p in a.keys() & b.keys()):
                         joined.append({**a, **b})
             found = joined
-        unique = {tuple(p[n] for n in self.placeholders): p for p in found}
-        return [unique[t] for t in sorted(unique)]
+        unique = {tuple(p[n] for n in self.placeholders) for p in found}
+        return [dict(zip(self.placeholders, t)) for t in sorted(unique)]
 
 
 @dataclass(frozen=True)
