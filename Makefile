@@ -20,6 +20,7 @@ demo: $(BIN)/evalsuite
 lint: $(BIN)/evalsuite
 	$(BIN)/ruff check evalsuite tests benchmarks
 	$(BIN)/ruff format --check evalsuite tests benchmarks
+	$(BIN)/lint-imports
 
 # report.html is checked in headless Chromium (Debian's package); in CI its absence is a failure
 chromium:

@@ -1,8 +1,18 @@
 """evalsuite: does a randomly pruned network replace its dense twin?
 
-The package is library first; ``evalsuite.cli`` is a thin layer over it.
-Import order is one way: cli -> battery | train | bench -> metrics | ood | attacks | sparsity | data
-| models | report -> core.
+The package is library first; ``evalsuite.cli`` is a thin layer over it. Imports go one way, top to
+bottom (``a | b``: siblings that never import each other):
+
+    cli
+    bench                                        orchestrates training and the battery; stores runs
+    train | battery                              train models; evaluate one model into an EvalResult
+    report                                       compare results and render them; never imports torch
+    attacks | ood | sparsity | data | models     the parts the battery and training assemble
+    metrics                                      pure functions on arrays, statistics, the metric catalogue
+    core                                         errors, registry, I/O, provenance, record types, __version__
+
+``make lint`` holds the line with the import-linter contract in pyproject.toml (``lint-imports``). A
+record type or helper that two layers share goes down to the lower one, never up.
 
 ``evalsuite.evaluate(model_or_path, config, options) -> EvalResult`` runs the battery (imported lazily,
 so ``import evalsuite`` stays light).
@@ -12,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from evalsuite.core.version import __version__
 
 __all__ = ["__version__", "evaluate"]
 

@@ -301,8 +301,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    p_ls = sub.add_parser("ls", parents=[common], help="list registered models, schemes, datasets, ...")
-    p_ls.add_argument("kind", nargs="?", default="all", help="models | schemes | datasets | all")
+    p_ls = sub.add_parser(
+        "ls",
+        parents=[common],
+        help="list registered models, schemes, datasets, ..., and the metric catalogue",
+    )
+    p_ls.add_argument(
+        "kind",
+        nargs="?",
+        default="all",
+        help="models | schemes | datasets | attacks | ood-scores | metrics | all",
+    )
 
     p_init = _subcommand(
         sub, common, "init", "write a randomly pruned network at initialization", EPILOG_INIT
@@ -626,17 +635,35 @@ def cmd_ls(args: argparse.Namespace) -> int:
         reg = _optional_registry(extra)
         if reg is not None:
             tables[extra] = reg
-    kinds = list(tables) if args.kind == "all" else [args.kind]
+    kinds = [*tables, "metrics"] if args.kind == "all" else [args.kind]
     for kind in kinds:
-        if kind not in tables:
-            raise CLIUsageError(f"unknown kind {kind!r}; choose from {', '.join(tables)} or all")
-        reg = tables[kind]
+        if kind not in tables and kind != "metrics":
+            raise CLIUsageError(f"unknown kind {kind!r}; choose from {', '.join(tables)}, metrics or all")
         if len(kinds) > 1:
             print(f"{kind}:")
+        if kind == "metrics":
+            print(_metrics_table())
+            continue
+        reg = tables[kind]
         width = max(len(n) for n in reg.names())
         for name in reg.names():
             print(f"  {name:<{width}}  {reg.describe(name)}")
     return 0
+
+
+def _metrics_table() -> str:
+    """The metric catalogue: one row of facts per family, its definition on the line below."""
+    from evalsuite.metrics.catalogue import describe
+
+    rows = describe()
+    cols = ("pattern", "group", "direction", "kind", "ci", "test", "primary")
+    head = dict(zip(cols, ("pattern", "group", "direction", "kind", "CI", "test", "primary")))
+    widths = {c: max(len(head[c]), *(len(r[c]) for r in rows)) for c in cols}
+    lines = ["  " + "  ".join(head[c].ljust(widths[c]) for c in cols).rstrip()]
+    for r in rows:
+        lines.append("  " + "  ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
+        lines.append(f"      {r['definition']}")
+    return "\n".join(lines)
 
 
 def _optional_registry(kind: str) -> Any:

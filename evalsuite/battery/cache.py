@@ -19,9 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from evalsuite import __version__
 from evalsuite.core.io import atomic_write_text, read_json, sha256_file
 from evalsuite.core.results import Arrays, EvalResult, load_arrays, save_result
+from evalsuite.core.version import __version__
 
 log = logging.getLogger(__name__)
 

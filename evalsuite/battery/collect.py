@@ -13,9 +13,8 @@ from pathlib import Path
 from evalsuite.battery.config import BatteryConfig
 from evalsuite.battery.run import EvalOptions, evaluate_with_arrays
 from evalsuite.core.errors import EvalsuiteError
-from evalsuite.core.results import EvalResult, load_arrays
+from evalsuite.core.results import EvalResult, ModelEntry, load_arrays
 from evalsuite.data.base import dataset_memo
-from evalsuite.report.compare import ModelEntry
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,11 @@ from typing import Any
 
 from evalsuite.attacks import ATTACKS, parse_eps
 from evalsuite.core.errors import UsageError
+from evalsuite.metrics.catalogue import GROUP_ORDER
 from evalsuite.ood import OOD_SCORES
 
-CHECKS = ("clean", "calibration", "ood", "robust", "sparsity")
+# a check computes one metric group of the catalogue
+CHECKS: tuple[str, ...] = GROUP_ORDER
 DEFAULT_ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
 DEFAULT_EPS_LINF = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 # L2 radii in [0, 1] pixel units; RobustBench's CIFAR-10 L2 threat model is 0.5

@@ -3,19 +3,25 @@
 Every metric is a function of per-example arrays, and each example's arrays do not depend on which shard
 or batch it ran in (attack random starts are keyed by the example's index in the full split), so
 concatenating the shards' arrays, ordering by example index and summarizing gives the unsharded numbers.
+
+How each metric merges is the catalogue's ``merge`` rule: ``recompute`` (from the concatenated arrays, as
+above) or ``equal`` (a property of the model, e.g. the sparsity audit, which every shard must report
+identically; shards that disagree are refused).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from evalsuite.battery.summarize import Arrays, metric_info, summarize
-from evalsuite.core.errors import UsageError
+from evalsuite.core.errors import DataError, UsageError
 from evalsuite.core.results import EvalResult, load_arrays
+from evalsuite.metrics import catalogue as K
 
 
 def _order_key(key: str) -> str:
@@ -23,6 +29,35 @@ def _order_key(key: str) -> str:
     if key.startswith("ood/"):
         return "ood/" + key.split("/")[1] + "/index"
     return "id/index"
+
+
+def _equal_of(path: str | Path, result: EvalResult) -> dict[str, float]:
+    out = {}
+    for name, value in result.metrics.items():
+        try:
+            rule = K.merge_rule(name)
+        except K.UnknownMetric as e:
+            raise DataError(f"{path}: {e}") from None
+        if rule == "equal":
+            out[name] = value
+    return out
+
+
+def _equal_metrics(paths: Sequence[str | Path], results: Sequence[EvalResult]) -> dict[str, float]:
+    """The metrics whose catalogue merge rule is ``equal``, checked to agree across shards."""
+    first = _equal_of(paths[0], results[0])
+    for p, r in zip(paths[1:], results[1:]):
+        other = _equal_of(p, r)
+        for name in sorted(first.keys() | other.keys(), key=K.sort_key):
+            if name not in other or name not in first:
+                has, lacks = (paths[0], p) if name in first else (p, paths[0])
+                raise UsageError(f"{lacks}: no {name}, which {has} has; shards of one model must agree on it")
+            a, b = first[name], other[name]
+            if a != b and not (math.isnan(a) and math.isnan(b)):
+                raise UsageError(
+                    f"{p}: {name} is {b!r} but {a!r} in {paths[0]}; shards of one model must agree on it"
+                )
+    return first
 
 
 def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
@@ -64,9 +99,8 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
 
     cfg = dict(base_cfg, shard=None)
     metrics, details = summarize(merged, tuple(cfg["checks"]), tuple(cfg["ood_scores"]), int(cfg["n_bins"]))
-    for k, v in first.metrics.items():
-        if k.startswith("sparsity/"):
-            metrics[k] = v
+    for name, value in _equal_metrics(paths, results).items():
+        metrics[name] = value
     if "sparsity" in first.details:
         details["sparsity"] = first.details["sparsity"]
     data = copy.deepcopy(first.data)
@@ -77,12 +111,16 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
     for entry in data["ood"]:
         entry["n"] = int(len(merged[f"ood/{entry['name']}/index"]))
         n_ood[entry["name"]] = entry["n"]
-    sanity = {
+    sanity: dict[str, object] = {
         "robust_flags": sorted({f for r in results for f in r.sanity.get("robust_flags", [])}),
     }
+    # each shard's warnings (e.g. near-chance accuracy), once each, in the order the shards gave them
+    warnings = list(dict.fromkeys(w for r in results for w in r.sanity.get("warnings") or []))
+    if warnings:
+        sanity["warnings"] = warnings
     if "accuracy" in metrics:
         sanity["robust_le_clean"] = all(
-            v <= metrics["accuracy"] + 1e-12 for k, v in metrics.items() if k.startswith("robust/")
+            v <= metrics["accuracy"] + 1e-12 for k, v in metrics.items() if K.group_of(k) == "robust"
         )
     if "masked_weights_zero" in first.sanity:
         sanity["masked_weights_zero"] = first.sanity["masked_weights_zero"]

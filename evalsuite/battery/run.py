@@ -35,7 +35,12 @@ from evalsuite.core.device import device_name, pick_device
 from evalsuite.core.errors import DataError, UsageError
 from evalsuite.core.io import check_output
 from evalsuite.core.provenance import provenance
-from evalsuite.core.results import EvalResult, load_arrays, save_result  # noqa: F401  (re-exported)
+from evalsuite.core.results import (  # noqa: F401  (EvalResult, load_arrays, save_result re-exported)
+    EvalResult,
+    format_normalization,
+    load_arrays,
+    save_result,
+)
 from evalsuite.data import (
     ImageSet,
     is_registered_name,
@@ -47,7 +52,6 @@ from evalsuite.data import (
 from evalsuite.data.base import spec_fingerprint, spec_path, split_named_spec, stratified_indices
 from evalsuite.metrics import CONVENTIONS
 from evalsuite.models.foreign import NORM_CHOICES, NORM_GIVEN, LoadedModel, load_any_model
-from evalsuite.report.summary import format_normalization
 from evalsuite.sparsity import density_report, prunable_layers
 
 log = logging.getLogger(__name__)

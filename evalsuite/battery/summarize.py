@@ -1,5 +1,7 @@
-"""Per-example arrays -> metrics. Every number in a result is a pure function of these arrays, so a
-result can be rebuilt from its ``.npz`` and shards merge exactly (concatenate, then summarize).
+"""Per-example arrays -> metrics. Every metric but the sparsity audit (a property of the weights, measured
+on the model) is a pure function of these arrays, so a result can be rebuilt from its ``.npz`` and shards
+merge exactly (concatenate, then summarize). Which metrics exist, and how each is computed from which
+arrays, is the metric catalogue's (``evalsuite.metrics.catalogue``).
 
 Array keys (the ``.npz`` written beside each result):
 
@@ -19,15 +21,20 @@ from typing import Any
 import numpy as np
 
 from evalsuite import metrics as M
-from evalsuite.core.results import eps_name, metric_direction
+from evalsuite.core.results import eps_name
+from evalsuite.metrics import catalogue as K
 from evalsuite.ood import OOD_SCORES
 
 Arrays = dict[str, np.ndarray]
 
 
 def derive_id_arrays(arrays: Arrays) -> Arrays:
-    """Add prediction, confidence, correctness, per-example NLL and Brier from ``id/logits``."""
+    """Add prediction, confidence, correctness, per-example NLL and Brier from ``id/logits``.
+
+    ValueError for NaN logits (a diverged model): no metric of them would mean anything."""
     logits = arrays["id/logits"].astype(np.float64)
+    if np.isnan(logits).any():
+        raise ValueError("logits contains NaN")
     labels = arrays["id/labels"]
     logp = M.log_softmax(logits)
     probs = np.exp(logp)
@@ -52,56 +59,60 @@ def derive_scores(arrays: Arrays, scores: tuple[str, ...], ood_sets: list[str]) 
     return out
 
 
-def ood_set_names(arrays: Arrays) -> list[str]:
-    return sorted({k.split("/")[1] for k in arrays if k.startswith("ood/") and k.endswith("/logits")})
-
-
 def summarize(
     arrays: Arrays, checks: tuple[str, ...], scores: tuple[str, ...], n_bins: int
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """(metrics, details) from the arrays. ``details`` holds the reliability-diagram bins."""
-    a = arrays
-    n = int(len(a["id/labels"]))
+    """(metrics, details) from the arrays. ``details`` holds the reliability-diagram bins.
+
+    Every catalogue family of a selected check (a check is a metric group) is computed for each set of
+    placeholder values whose arrays are present (OOD sets and robust (attack, eps) from the array keys,
+    OOD scores restricted to ``scores``), as the family's own function of those arrays. A metric whose
+    arrays are empty is NaN. Order: group, then the placeholder values (scores in ``scores`` order), then
+    the family's place in the catalogue.
+    """
+    found: list[tuple[tuple[Any, ...], str, K.MetricRef]] = []
+    for rank, fam in enumerate(K.FAMILIES):
+        if fam.group not in checks:
+            continue
+        for params in fam.instances(arrays):
+            if "score" in params and params["score"] not in scores:
+                continue
+            name = fam.pattern.format(**params)
+            order = tuple(scores.index(params[p]) if p == "score" else params[p] for p in fam.placeholders)
+            found.append(((K.GROUP_ORDER.index(fam.group), order, rank), name, K.lookup(name)))
     metrics: dict[str, float] = {}
+    for _, name, ref in sorted(found, key=lambda t: t[0]):
+        fn = ref.stat_fn(n_bins)
+        assert fn is not None  # families with arrays have a function (the catalogue test checks it)
+        args = [arrays[k] for k in ref.array_keys()]
+        metrics[name] = float(fn(*args)) if all(len(x) for x in args) else float("nan")
     details: dict[str, Any] = {}
-    if "clean" in checks:
-        metrics["accuracy"] = float(a["id/correct"].mean()) if n else float("nan")
-        metrics["nll"] = M.nll(a["id/logits"], a["id/labels"])
-        metrics["brier"] = float(a["id/brier"].mean())
     if "calibration" in checks:
-        conf, correct = a["id/confidence"], a["id/correct"]
-        uni = M.calibration_bins(conf, correct, n_bins, "uniform")
-        ada = M.calibration_bins(conf, correct, n_bins, "adaptive")
-        metrics["ece"] = uni.ece()
-        metrics["ece_adaptive"] = ada.ece()
-        metrics["mce"] = uni.mce()
-        details["reliability"] = {"uniform": uni.to_dict(), "adaptive": ada.to_dict()}
-    if "ood" in checks:
-        for name in ood_set_names(a):
-            for s in scores:
-                sid, sood = a[f"id/score/{s}"], a[f"ood/{name}/score/{s}"]
-                base = f"ood/{name}/{s}"
-                metrics[f"{base}/auroc"] = M.auroc(sid, sood)
-                metrics[f"{base}/aupr_in"] = M.aupr_in(sid, sood)
-                metrics[f"{base}/aupr_out"] = M.aupr_out(sid, sood)
-                metrics[f"{base}/fpr95"] = M.fpr95(sid, sood)
-    if "robust" in checks:
-        for key in sorted(k for k in a if k.startswith("robust/") and k.endswith("/correct")):
-            _, attack, eps, _ = key.split("/")
-            metrics[f"robust/{attack}/{eps}/accuracy"] = float(a[key].mean()) if n else float("nan")
+        conf, correct = arrays["id/confidence"], arrays["id/correct"]
+        details["reliability"] = {
+            scheme: M.calibration_bins(conf, correct, n_bins, scheme).to_dict()
+            for scheme in ("uniform", "adaptive")
+        }
     return metrics, details
 
 
 def metric_info(metrics: dict[str, float], n_id: int, n_ood: dict[str, int]) -> dict[str, dict[str, Any]]:
-    """Direction and sample size for every metric."""
+    """The catalogue's facts for every metric, and its sample size: ``n`` ID examples for metrics
+    computed from per-example arrays, plus ``n_ood`` for those that also use an OOD set's arrays; none for
+    properties of the model (sparsity)."""
     info: dict[str, dict[str, Any]] = {}
     for name in metrics:
-        entry: dict[str, Any] = {"higher_is_better": metric_direction(name)}
-        if name.startswith("ood/"):
+        ref = K.lookup(name)
+        fam = ref.family
+        entry: dict[str, Any] = {
+            "higher_is_better": fam.higher_is_better,
+            "group": fam.group,
+            "kind": fam.kind,
+        }
+        if fam.arrays:
             entry["n"] = n_id
-            entry["n_ood"] = n_ood.get(name.split("/")[1])
-        elif not name.startswith("sparsity/"):
-            entry["n"] = n_id
+        if "set" in ref.params:
+            entry["n_ood"] = n_ood.get(ref.params["set"])
         info[name] = entry
     return info
 

@@ -17,7 +17,8 @@ Semantics (what a nightly job relies on):
 
 Tolerances, per metric, from a table of fnmatch patterns (``"robust/*"``, ``"ood/*/auroc"``, ``"ece"``,
 ``"*"``) to specs; the first pattern that matches, in the order given, wins; after the user's table come
-the built-in defaults ``"sparsity/*": {"abs": 0}`` then ``"*": "noise"``:
+the built-in defaults: ``{"abs": 0}`` for each catalogue family that carries no CI (the sparsity audit,
+``sparsity/density`` ... ``sparsity/macs_sparse``), then ``"*": "noise"``:
 
 - ``{"abs": x}`` (or a bare number, or ``"abs:x"``): a fixed amount in the metric's units.
 - ``"noise"`` (or ``{"noise": k}``, ``"noise:k"``): ``k * sqrt(h_old**2 + h_new**2)``, k = 1 by default,
@@ -25,10 +26,12 @@ the built-in defaults ``"sparsity/*": {"abs": 0}`` then ``"*": "noise"``:
   For two independent estimates the standard error of the difference is the root sum of squares of the
   two standard errors, so this is the half-width of the CI of the difference (under normality). A run
   with no CI contributes 0, noted on the row; with neither, the tolerance is 0.
-- Sparsity metrics (``sparsity/*``: densities, parameter and MAC counts, all lower-is-better) are exact
-  properties of the weights and carry no CI, so they default to ``abs: 0``: any rise in density or
-  nonzero count is a regression, any fall an improvement. A user pattern that matches them first (even
+- Metrics the catalogue gives no CI (the sparsity audit: densities, parameter and MAC counts, all
+  lower-is-better) are exact properties of the weights, so they default to ``abs: 0``: any rise in density
+  or nonzero count is a regression, any fall an improvement. A user pattern that matches them first (even
   ``"*": "noise"``) takes over, and with no CI noise is 0 anyway.
+
+A row's direction is the one stored with the metric; where none was stored, the catalogue's.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from typing import Any
 
 from evalsuite.bench.store import MetricRow, ResultStore, RunInfo
 from evalsuite.core.errors import DataError, UsageError
-from evalsuite.core.results import metric_direction
+from evalsuite.metrics import catalogue as K
 
 BASELINE_SCHEMA = "evalsuite-baseline"
 BASELINE_SCHEMA_VERSION = 1
@@ -66,8 +69,9 @@ class Tolerance:
 
 
 ToleranceSpec = Tolerance | str | float | int | Mapping[str, Any]
+# exact properties (no CI in the catalogue) must not move at all; everything else within its noise
 DEFAULT_TOLERANCES: tuple[tuple[str, Tolerance], ...] = (
-    ("sparsity/*", Tolerance("abs", 0.0)),
+    *((f.glob, Tolerance("abs", 0.0)) for f in K.FAMILIES if f.value_ci == "none"),
     ("*", Tolerance("noise", 1.0)),
 )
 
@@ -272,6 +276,11 @@ def _fmt(x: float | None, sign: bool = False) -> str:
     return f"{x:+.5g}" if sign else f"{x:.5g}"
 
 
+def _direction(metric: str, row: MetricRow) -> bool:
+    """The stored direction, else the catalogue's."""
+    return K.higher_is_better(metric) if row.higher_is_better is None else bool(row.higher_is_better)
+
+
 def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
@@ -295,7 +304,7 @@ def check(
     for model, base_metrics in baseline.items():
         new_metrics = new.get(model)
         for metric, old in base_metrics.items():
-            hib = metric_direction(metric) if old.higher_is_better is None else bool(old.higher_is_better)
+            hib = _direction(metric, old)
             _, tol = table.lookup(metric)
             cur = (new_metrics or {}).get(metric)
             if cur is not None and not _finite(old.value) and not _finite(cur.value):
@@ -343,7 +352,7 @@ def check(
     for model, new_metrics in new.items():
         for metric, cur in new_metrics.items():
             if metric not in baseline.get(model, {}):
-                hib = metric_direction(metric) if cur.higher_is_better is None else bool(cur.higher_is_better)
+                hib = _direction(metric, cur)
                 rows.append(GateRow(model, metric, None, cur.value, None, None, "", "new", hib))
     return GateReport(rows, baseline_label=baseline_label, new_label=new_label)
 
@@ -449,9 +458,7 @@ def baseline_to_json(suite: str, run_info: RunInfo | None, metrics: Metrics) -> 
                     "ci_low": _num(r.ci_low),
                     "ci_high": _num(r.ci_high),
                     "n": r.n,
-                    "higher_is_better": metric_direction(name)
-                    if r.higher_is_better is None
-                    else bool(r.higher_is_better),
+                    "higher_is_better": _direction(name, r),
                 }
                 for name, r in ms.items()
             }
@@ -493,7 +500,7 @@ def load_baseline(path: str | Path) -> tuple[str, Metrics]:
                     ci_high=_num(r.get("ci_high")),
                     n=None if r.get("n") is None else int(r["n"]),
                     higher_is_better=(
-                        metric_direction(name)
+                        K.higher_is_better(name)
                         if r.get("higher_is_better") is None
                         else bool(r["higher_is_better"])
                     ),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalsuite.core.io import atomic_write_bytes
-from evalsuite.core.results import metric_group
+from evalsuite.metrics import catalogue as K
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,7 +25,6 @@ _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 _STYLES = ["-", "--", ":", "-."]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 _PNG_META: dict[str, Any] = {"Software": None}  # no version string: identical input, identical bytes
-_GROUP_ORDER = ["clean", "calibration", "ood", "robust", "sparsity"]
 
 
 def _select(df: pd.DataFrame, metrics: Sequence[str] | None, last: int | None) -> pd.DataFrame:
@@ -37,6 +36,7 @@ def _select(df: pd.DataFrame, metrics: Sequence[str] | None, last: int | None) -
     return df
 
 
+# short panel titles (the report's are K.GROUP_TITLES); the sparsity group splits into two panels
 _GROUP_TITLES = {
     "clean": "Clean",
     "calibration": "Calibration",
@@ -91,13 +91,8 @@ def _pivot(df: pd.DataFrame) -> tuple[list[tuple[int, str]], list[tuple[str, str
     for (model, metric), g in df.groupby(["model", "metric"], sort=False):
         hib = bool(g["higher_is_better"].iloc[-1])
         rows.append((str(model), str(metric), hib, dict(zip(g["run_id"].astype(int), g["value"]))))
-    rows.sort(key=lambda r: (r[0], _group_key(r[1]), r[1]))
+    rows.sort(key=lambda r: (r[0], K.group_rank(r[1]), r[1]))
     return runs, rows
-
-
-def _group_key(metric: str) -> int:
-    g = metric_group(metric)
-    return _GROUP_ORDER.index(g) if g in _GROUP_ORDER else len(_GROUP_ORDER)
 
 
 def history_table(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: int | None = 12) -> str:
@@ -129,20 +124,23 @@ def _panels(df: pd.DataFrame) -> list[tuple[str, list[str]]]:
     names = list(dict.fromkeys(df["metric"]))
     groups: dict[str, list[str]] = {}
     for m in names:
-        g = metric_group(m)
-        if g == "sparsity" and not m.endswith("density"):
+        g = K.group_of(m)
+        if g == "sparsity" and K.kind_of(m) == "count":
             g = "sparsity counts"  # parameter and MAC counts would flatten densities on a shared axis
         groups.setdefault(g, []).append(m)
-    ordered = sorted(groups.items(), key=lambda kv: (_group_key(kv[1][0]), kv[0]))
+    ordered = sorted(groups.items(), key=lambda kv: (K.group_rank(kv[1][0]), kv[0]))
     return [(_GROUP_TITLES.get(g, g), ms) for g, ms in ordered]
 
 
 def _short(metric: str) -> str:
-    """The metric without its group prefix: 'robust/pgd_linf/8_255/accuracy' -> 'pgd_linf 8/255'."""
-    parts = metric.split("/")
-    if parts[0] == "robust" and len(parts) == 4:
-        return f"{parts[1]} {parts[2].replace('_255', '/255')}"
-    return "/".join(parts[1:]) if len(parts) > 1 else metric
+    """The metric within its panel: 'robust/pgd_linf/8_255/accuracy' -> 'pgd_linf 8/255',
+    'ood/svhn/msp/auroc' -> 'svhn/msp/auroc', 'sparsity/density' -> 'density'."""
+    ref = K.find(metric)
+    if ref is None:
+        return metric
+    if ref.family.key == "robust_accuracy":  # the only robust family: attack and eps say it all
+        return f"{ref.params['attack']} {ref.params['eps'].replace('_', '/')}"
+    return metric.removeprefix(f"{ref.group}/")
 
 
 def history_figure(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: int | None = None) -> Figure:

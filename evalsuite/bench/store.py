@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from evalsuite import __version__
 from evalsuite.core.errors import DataError, UsageError
-from evalsuite.core.results import metric_direction
+from evalsuite.core.version import __version__
+from evalsuite.metrics import catalogue as K
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,7 +109,7 @@ _UPGRADE_1_TO_2 = (
 
 @dataclass(frozen=True)
 class MetricRow:
-    """One metric of one model in one run. ``higher_is_better=None`` takes ``metric_direction(name)``."""
+    """One metric of one model in one run. ``higher_is_better=None`` takes the catalogue's direction."""
 
     value: float
     ci_low: float | None = None
@@ -396,7 +396,7 @@ class ResultStore:
                 result_rows.append((model, mr.result_json, "failed", " ".join(str(mr.reason).split())))
                 continue
             for name, row in mr.metrics.items():
-                hib = metric_direction(name) if row.higher_is_better is None else bool(row.higher_is_better)
+                hib = K.higher_is_better(name) if row.higher_is_better is None else bool(row.higher_is_better)
                 n = None if row.n is None else int(row.n)
                 metric_rows.append(
                     (model, name, _finite_or_none(row.value), _finite_or_none(row.ci_low))

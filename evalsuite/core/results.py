@@ -1,13 +1,10 @@
-"""EvalResult: the typed record of one model's battery run. JSON is the master copy; no torch here,
-so reports can be rebuilt from JSON on a machine without it.
+"""EvalResult and ModelEntry: the typed records of one model's battery run. JSON is the master copy; no
+torch here, so reports can be rebuilt from JSON on a machine without it.
 
-Metric names are stable and namespaced; ``metric_direction`` gives ``higher_is_better`` for every name:
-
-- ``accuracy`` ↑, ``nll`` ↓, ``brier`` ↓                      (clean)
-- ``ece`` ↓, ``ece_adaptive`` ↓, ``mce`` ↓                     (calibration)
-- ``ood/<set>/<score>/{auroc, aupr_in, aupr_out}`` ↑, ``ood/<set>/<score>/fpr95`` ↓
-- ``robust/<attack>/<eps>/accuracy`` ↑                          (eps ``8_255`` = 8/255, or ``0.5``)
-- ``sparsity/{density, mask_density, params, nonzero_params, macs_dense, macs_sparse, masked_nonzero}`` ↓
+Core knows nothing about what a metric *is*: metric names, directions, groups and kinds live in the
+catalogue (``evalsuite.metrics.catalogue``, listed by ``evalsuite ls metrics``). A result carries the facts
+it was written with in ``metric_info`` (the battery fills it from the catalogue), so a reader of the JSON
+alone still knows each metric's direction.
 """
 
 from __future__ import annotations
@@ -26,23 +23,6 @@ from evalsuite.core.io import atomic_write_bytes, atomic_write_text, json_safe, 
 
 SCHEMA = "evalsuite-result"
 SCHEMA_VERSION = 1
-
-_LOWER_IS_BETTER_LEAVES = {"nll", "brier", "ece", "ece_adaptive", "mce", "fpr95"}
-
-
-def metric_direction(name: str) -> bool:
-    """``higher_is_better`` for a metric name (see the module docstring)."""
-    if name.startswith("sparsity/"):
-        return False
-    leaf = name.rsplit("/", 1)[-1]
-    return leaf not in _LOWER_IS_BETTER_LEAVES
-
-
-def metric_group(name: str) -> str:
-    """clean | calibration | ood | robust | sparsity."""
-    if "/" in name:
-        return name.split("/", 1)[0]
-    return "calibration" if name in ("ece", "ece_adaptive", "mce") else "clean"
 
 
 def eps_name(eps: float) -> str:
@@ -105,8 +85,44 @@ class EvalResult:
         return cls.from_dict(d, str(p))
 
     def higher_is_better(self, name: str) -> bool:
-        info = self.metric_info.get(name) or {}
-        return bool(info.get("higher_is_better", metric_direction(name)))
+        """The direction recorded for ``name`` when the result was written; DataError if none was."""
+        hib = (self.metric_info.get(name) or {}).get("higher_is_better")
+        if hib is None:
+            raise DataError(f"result records no direction for metric {name!r} (metric_info lacks it)")
+        return bool(hib)
+
+
+@dataclass
+class ModelEntry:
+    """One model to compare: a name, where it came from, and its result and arrays (or the error that
+    stopped it). The battery makes these; ``evalsuite.report`` compares them."""
+
+    name: str
+    source: str
+    result: EvalResult | None = None
+    arrays: dict[str, np.ndarray] | None = None
+    error: str | None = None
+    group: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.arrays is not None
+
+
+def format_normalization(record: dict[str, Any] | None) -> str:
+    """A result's ``model.normalization`` record in words: 'dataset:cifar10 standard statistics (mean
+    0.4914,0.4822,0.4465; std 0.247,0.2435,0.2616)'."""
+    if not record:
+        return "not recorded"
+    source = str(record.get("source") or "unknown")
+    mean, std = record.get("mean"), record.get("std")
+    if mean is None or std is None:
+        return source
+
+    def nums(values: list[float]) -> str:
+        return ",".join(f"{float(v):.4g}" for v in values)
+
+    return f"{source} (mean {nums(mean)}; std {nums(std)})"
 
 
 Arrays = dict[str, "np.ndarray"]
@@ -150,3 +166,23 @@ def load_arrays(result_path: str | Path, result: EvalResult | None = None) -> Ar
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError) as e:
         raise DataError(f"{npz}: unreadable per-example arrays ({e})") from None
+
+
+# -- transitional: evalsuite.report still imports these two until it reads the catalogue -----------------
+# Nothing outside evalsuite.report may use them (tests/core/test_layers.py checks); delete both with the
+# report rewrite. They agree with the catalogue for every name it knows.
+_LOWER_IS_BETTER_LEAVES = {"nll", "brier", "ece", "ece_adaptive", "mce", "fpr95", "fpr95_ood"}
+
+
+def metric_direction(name: str) -> bool:
+    """Deprecated: ``evalsuite.metrics.catalogue.higher_is_better``."""
+    if name.startswith("sparsity/"):
+        return False
+    return name.rsplit("/", 1)[-1] not in _LOWER_IS_BETTER_LEAVES
+
+
+def metric_group(name: str) -> str:
+    """Deprecated: ``evalsuite.metrics.catalogue.group_of``."""
+    if "/" in name:
+        return name.split("/", 1)[0]
+    return "calibration" if name in ("ece", "ece_adaptive", "mce") else "clean"

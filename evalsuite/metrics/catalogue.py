@@ -70,9 +70,7 @@ class MetricFamily:
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        parts = re.split(r"(\{\w+\})", self.pattern)
-        rx = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
-        object.__setattr__(self, "_regex", re.compile(f"^{rx}$"))
+        object.__setattr__(self, "_regex", _template_regex(self.pattern))
 
     def match(self, name: str) -> dict[str, str] | None:
         m = self._regex.match(name)
@@ -87,6 +85,38 @@ class MetricFamily:
     def two_sample(self) -> bool:
         """ID and OOD examples are resampled independently (OOD metrics)."""
         return self.value_ci == "bootstrap2"
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """The pattern's placeholder names, in order (``("set", "score")`` for the OOD families)."""
+        return tuple(self._regex.groupindex)
+
+    @property
+    def glob(self) -> str:
+        """The pattern as an fnmatch glob (placeholders -> ``*``), for tolerance tables and filters."""
+        return re.sub(r"\{\w+\}", "*", self.pattern)
+
+    def instances(self, keys: Iterable[str]) -> list[dict[str, str]]:
+        """The placeholder values for which every array the family needs is among ``keys``, sorted.
+
+        ``[{}]`` for a family without placeholders whose arrays are all present; ``[]`` for a family that
+        needs no arrays (sparsity: measured on the model, not summarized from arrays).
+        """
+        if not self.arrays:
+            return []
+        keys = list(keys)
+        found: list[dict[str, str]] = [{}]
+        for template in self.arrays:
+            rx = _template_regex(template)
+            matches = [m.groupdict() for k in keys if (m := rx.match(k))]
+            joined = []
+            for a in found:
+                for b in matches:
+                    if all(a[p] == b[p] for p in a.keys() & b.keys()):
+                        joined.append({**a, **b})
+            found = joined
+        unique = {tuple(p[n] for n in self.placeholders) for p in found}
+        return [dict(zip(self.placeholders, t)) for t in sorted(unique)]
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,14 @@ class MetricRef:
 
     def display(self) -> str:
         return self.family.display.format(**self.params)
+
+
+@functools.lru_cache(maxsize=256)
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{\w+\})", template)
+    return re.compile(
+        "^" + "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts) + "$"
+    )
 
 
 def mean(x: np.ndarray) -> float:
@@ -377,6 +415,18 @@ def higher_is_better(name: str) -> bool:
 def group_of(name: str) -> str:
     ref = find(name)
     return "other" if ref is None else ref.group
+
+
+def kind_of(name: str) -> Kind | None:
+    """proportion | score | count; None for a name no family matches."""
+    ref = find(name)
+    return None if ref is None else ref.family.kind
+
+
+def merge_rule(name: str) -> Merge:
+    """How shards combine the metric: ``recompute`` (from the concatenated arrays) or ``equal`` (a property
+    of the model, which every shard must report identically). :class:`UnknownMetric` for unknown names."""
+    return lookup(name).family.merge
 
 
 def group_rank(name: str) -> int:

@@ -153,7 +153,13 @@ def _metric_plan(name: str, n_bins: int) -> tuple[str, StatFn | None, list[str]]
         return "calibration", fn, ["id/confidence", "id/correct"]
     if name.startswith("ood/"):
         _, ood_set, score, which = name.split("/")
-        fn = {"auroc": M.auroc, "aupr_in": M.aupr_in, "aupr_out": M.aupr_out, "fpr95": M.fpr95}[which]
+        fn = {
+            "auroc": M.auroc,
+            "aupr_in": M.aupr_in,
+            "aupr_out": M.aupr_out,
+            "fpr95": M.fpr95,
+            "fpr95_ood": M.fpr95_ood,
+        }[which]
         return "ood", fn, [f"id/score/{score}", f"ood/{ood_set}/score/{score}"]
     return "none", None, []
 

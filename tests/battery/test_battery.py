@@ -68,6 +68,10 @@ def test_full_battery_numbers_match_references(sparse_ckpt, tmp_path):
     assert result.metrics["ood/photos/energy/auroc"] == pytest.approx(
         roc_auc_score(y, np.r_[sid, sood]), abs=1e-9
     )
+    # both FPR95 conventions, each its own function of the stored scores
+    assert result.metrics["ood/photos/energy/fpr95"] == M.fpr95(sid, sood)
+    assert result.metrics["ood/photos/energy/fpr95_ood"] == M.fpr95_ood(sid, sood)
+    assert result.metric_info["ood/photos/energy/fpr95_ood"]["higher_is_better"] is False
     # OOD sign: the scores stored are the registry's (higher = more OOD)
     np.testing.assert_array_equal(sid, OOD_SCORES.get("energy")(arrays["id/logits"]))
     # eps 0 reproduces clean accuracy; robust <= clean; PGD <= FGSM; non-increasing in eps

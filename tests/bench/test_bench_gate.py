@@ -100,9 +100,11 @@ def test_lower_is_better_direction() -> None:
     flipped = {"m": {"odd": _row(1.0, 0.0, hib=False)}}
     assert not check({"m": {"odd": _row(1.5, 0.0, hib=False)}}, flipped).ok
     assert check({"m": {"odd": _row(0.5, 0.0, hib=False)}}, flipped).improvements
-    # and from metric_direction when it is not stored
-    unknown = {"m": {"fpr95": MetricRow(0.2)}}
-    assert not check({"m": {"fpr95": MetricRow(0.3)}}, unknown).ok
+    # and from the catalogue when it is not stored (both FPR95 conventions are lower-is-better)
+    for name in ("ood/s/msp/fpr95", "ood/s/msp/fpr95_ood"):
+        old = {"m": {name: MetricRow(0.2)}}
+        assert not check({"m": {name: MetricRow(0.3)}}, old).ok
+        assert check({"m": {name: MetricRow(0.1)}}, old).improvements
 
 
 def test_abs_vs_noise() -> None:
@@ -173,7 +175,9 @@ def test_pattern_precedence() -> None:
     assert t.lookup(ROBUST) == ("robust/*/8_255/*", Tolerance("abs", 0.2))
     assert t.lookup("robust/fgsm/2_255/accuracy")[1] == Tolerance("abs", 0.05)
     assert t.lookup("ood/svhn/msp/auroc")[1] == Tolerance("noise", 1.0)
-    assert t.lookup("sparsity/params") == ("sparsity/*", Tolerance("abs", 0.0))  # built-in default
+    # built-in default: families without a CI (the sparsity audit) at abs 0, from the catalogue
+    assert t.lookup("sparsity/params") == ("sparsity/params", Tolerance("abs", 0.0))
+    assert t.lookup("sparsity/density") == ("sparsity/density", Tolerance("abs", 0.0))
     assert t.lookup("ece") == ("*", Tolerance("noise", 1.0))
     # first match in the order given: a broad rule first shadows the specific one
     t2 = ToleranceTable([("*", {"abs": 1.0}), ("ece", {"abs": 0.0})])
