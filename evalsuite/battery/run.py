@@ -92,8 +92,8 @@ class Loaded:
     ood: tuple[tuple[str, str], ...]
     """(name, spec) of each OOD set, in order; empty without the ood check."""
     load_options: dict[str, Any]
-    id_fingerprint: str
-    ood_fingerprints: tuple[str, ...]
+    id_fingerprint: dict[str, object]
+    ood_fingerprints: tuple[dict[str, object], ...]
     seconds: float
 
     def cache_parts(self, cfg: BatteryConfig) -> dict[str, Any]:

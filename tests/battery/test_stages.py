@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -63,14 +64,14 @@ def test_with_overrides_returns_a_new_options_object() -> None:
 def test_attack_configs_follow_the_battery() -> None:
     cfg = BatteryConfig(
         attacks=("pgd_l2", "fgsm", "pgd_linf"),
-        eps_linf=("8/255", "2/255"),
+        eps_linf=(8 / 255, 2 / 255),
         eps_l2=(0.5,),
         pgd_steps=5,
         pgd_restarts=2,
         pgd_rel_stepsize=0.2,
         seed=3,
     )
-    pgd = dict(steps=5, rel_stepsize=0.2, restarts=2, seed=3)
+    pgd: dict[str, Any] = dict(steps=5, rel_stepsize=0.2, restarts=2, seed=3)
     assert cfg.attack_configs() == (
         AttackConfig("pgd_l2", (0.5,), **pgd),
         AttackConfig("fgsm", (2 / 255, 8 / 255), seed=3),
