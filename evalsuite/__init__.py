@@ -20,15 +20,30 @@ so ``import evalsuite`` stays light).
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the battery imports torch: loaded on the first call, not on ``import evalsuite``
+    from torch import nn
+
+    from evalsuite.battery import BatteryConfig, EvalOptions
+    from evalsuite.core.results import EvalResult
 
 from evalsuite.core.version import __version__
 
 __all__ = ["__version__", "evaluate"]
 
 
-def evaluate(*args: Any, **kwargs: Any) -> Any:
-    """See ``evalsuite.battery.evaluate``."""
+def evaluate(
+    model: str | os.PathLike[str] | nn.Module,
+    config: BatteryConfig | None = None,
+    options: EvalOptions | None = None,
+    **option_overrides: Any,
+) -> EvalResult:
+    """Run the battery on a checkpoint path or an nn.Module; see ``evalsuite.battery.evaluate``.
+
+    ``option_overrides`` are ``EvalOptions`` fields (``data="digits"``) applied to a copy of ``options``.
+    """
     from evalsuite.battery import evaluate as _evaluate
 
-    return _evaluate(*args, **kwargs)
+    return _evaluate(model, config, options, **option_overrides)

@@ -73,8 +73,8 @@ def _collect_one(
             arrays = load_arrays(src, result)
         else:
             log.info("evaluating %s: %s (%s)", step, name or Path(src).stem, src)
-            options.name = None
-            result, arrays = evaluate_with_arrays(src, config, options)
+            # the entry's name comes from --names or the checkpoint, never from the shared options
+            result, arrays = evaluate_with_arrays(src, config, options, name=None)
     except KeyboardInterrupt:
         raise
     except Exception as e:  # noqa: BLE001  (kept per model; the report says which failed and why)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from evalsuite.attacks import ATTACKS, parse_eps
+from evalsuite.attacks import ATTACKS, AttackConfig, parse_eps
 from evalsuite.core.errors import UsageError
 from evalsuite.metrics.catalogue import GROUP_ORDER
 from evalsuite.ood import OOD_SCORES
@@ -88,6 +88,27 @@ class BatteryConfig:
             i, n = self.shard
             if not (n >= 1 and 0 <= i < n):
                 raise UsageError(f"--shard must be I/N with 0 <= I < N, got {i}/{n}")
+
+    def attack_configs(self) -> tuple[AttackConfig, ...]:
+        """The attacks this battery runs, in ``attacks`` order: each with the eps of its norm and the PGD
+        settings and seed here; an attack whose norm has no eps is left out, and none without ``robust``."""
+        if "robust" not in self.checks:
+            return ()
+        configs = []
+        for name in self.attacks:
+            eps = self.eps_linf if ATTACKS.get(name).norm == "linf" else self.eps_l2
+            if eps:
+                configs.append(
+                    AttackConfig(
+                        name,
+                        eps,
+                        steps=self.pgd_steps,
+                        rel_stepsize=self.pgd_rel_stepsize,
+                        restarts=self.pgd_restarts,
+                        seed=self.seed,
+                    )
+                )
+        return tuple(configs)
 
     def identity(self) -> dict[str, Any]:
         """Everything that changes the numbers (for the cache key and for refusing unlike comparisons)."""

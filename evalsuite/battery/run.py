@@ -1,5 +1,17 @@
 """``evaluate``: load a model, predict once per dataset, run the configured checks, build the EvalResult.
 
+The battery is a sequence of named stages passing frozen values; ``evaluate_with_arrays`` reads as that
+sequence, with the result cache between loading and the work:
+
+    load_stage    -> Loaded        model, ID test set, OOD specs, data fingerprints (the cache key's inputs)
+    select_stage  -> Selection     model on its device, the seeded subset/shard of the ID and each OOD set
+    predict_stage -> Predictions   logits: one forward pass per dataset
+    score_stage   -> Arrays        per-example prediction, confidence, correctness, NLL, Brier, OOD scores
+    attack_stage  -> RobustOutcome per-example robust masks, sanity flags (None without the robust check)
+    measure_stage -> Measured      metrics, details and sanity from the arrays
+    audit_stage   -> SparsityAudit density and MACs of the model as loaded
+    assemble      -> EvalResult
+
 Cost: one forward pass per dataset (ID test set and each OOD set), shared by every clean, calibration and
 OOD metric; the clean-correct set for the attacks comes from that same pass.
 """
@@ -7,10 +19,9 @@ OOD metric; the clean-correct set for the attacks comes from that same pass.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +29,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from evalsuite.attacks import ATTACKS, AttackConfig
+from evalsuite.attacks import AttackConfig
 from evalsuite.battery import cache
 from evalsuite.battery.cache import cache_dir
 from evalsuite.battery.config import BatteryConfig
+from evalsuite.battery.options import (
+    EvalOptions,
+    ModelSource,
+    check_options,
+    check_out,
+    load_options,
+    norm_request,
+)
 from evalsuite.battery.predict import default_batch_size, predict_logits
 from evalsuite.battery.summarize import (
     Arrays,
@@ -33,7 +52,6 @@ from evalsuite.battery.summarize import (
 )
 from evalsuite.core.device import device_name, pick_device
 from evalsuite.core.errors import DataError, UsageError
-from evalsuite.core.io import check_output
 from evalsuite.core.provenance import provenance
 from evalsuite.core.results import (  # noqa: F401  (EvalResult, load_arrays, save_result re-exported)
     EvalResult,
@@ -41,17 +59,11 @@ from evalsuite.core.results import (  # noqa: F401  (EvalResult, load_arrays, sa
     load_arrays,
     save_result,
 )
-from evalsuite.data import (
-    ImageSet,
-    is_registered_name,
-    load_dataset,
-    named_datasets,
-    require_standard_stats,
-    standard_stats,
-)
-from evalsuite.data.base import spec_fingerprint, spec_path, split_named_spec, stratified_indices
+from evalsuite.data import ImageSet, is_registered_name, load_dataset, named_datasets
+from evalsuite.data.base import spec_fingerprint, split_named_spec, stratified_indices
 from evalsuite.metrics import CONVENTIONS
-from evalsuite.models.foreign import NORM_CHOICES, NORM_GIVEN, LoadedModel, load_any_model
+from evalsuite.metrics import catalogue as K
+from evalsuite.models.foreign import LoadedModel, load_any_model
 from evalsuite.sparsity import density_report, prunable_layers
 
 log = logging.getLogger(__name__)
@@ -71,34 +83,426 @@ ATTACK_CONVENTION = (
 )
 
 
-@dataclass
-class EvalOptions:
-    """How to load and run (not what is measured): model loading flags, data location, device, output.
+# ---------------------------------------------------------------- what passes between the stages
 
-    Normalization of a model that does not carry its own (at most one of): ``mean``/``std``;
-    ``normalize=False`` (it takes [0, 1] images); ``norm_stats`` (a dataset name whose standard statistics
-    apply). With none of them a file model gets the standard statistics of a named ``data`` set, and an
-    in-memory ``nn.Module`` takes [0, 1] images; on ``npz:``/``folder:`` data a file model needs a choice.
+
+@dataclass(frozen=True)
+class Loaded:
+    """The model and the identity of everything it is evaluated on: enough for the cache key."""
+
+    source: ModelSource
+    model: LoadedModel
+    data_spec: str
+    id_full: ImageSet
+    ood: tuple[tuple[str, str], ...]
+    """(name, spec) of each OOD set, in order; empty without the ood check."""
+    load_options: dict[str, Any]
+    id_fingerprint: dict[str, object]
+    ood_fingerprints: tuple[dict[str, object], ...]
+    seconds: float
+
+    def cache_parts(self, cfg: BatteryConfig) -> dict[str, Any]:
+        return cache.key_parts(
+            model_sha256=self.model.sha256,
+            config=cfg.identity(),
+            data=self.id_fingerprint,
+            ood=[[n, fp] for (n, _), fp in zip(self.ood, self.ood_fingerprints)],
+            load=self.load_options,
+        )
+
+
+@dataclass(frozen=True)
+class OODSet:
+    name: str
+    spec: str
+    index: torch.Tensor
+    """Positions in the full split."""
+    images: ImageSet
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The examples to score and the model that scores them, on its device."""
+
+    net: nn.Module
+    device: torch.device
+    data_spec: str
+    batch_size: int
+    id_index: torch.Tensor
+    """Positions of the ID examples in the full test split (pairs examples across models)."""
+    id_set: ImageSet
+    ood: tuple[OODSet, ...]
+    normalization: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    arrays: Arrays
+    """``id/index``, ``id/labels``, ``id/logits`` and ``ood/<set>/index``, ``ood/<set>/logits``."""
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RobustOutcome:
+    arrays: Arrays
+    """``robust/<attack>/<eps>/correct`` for every (attack, eps)."""
+    flags: tuple[str, ...]
+    details: dict[str, Any]
+    """``RobustnessResult.to_dict()``: configs, clean accuracy, one row per (attack, eps)."""
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Measured:
+    metrics: dict[str, float]
+    details: dict[str, Any]
+    sanity: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SparsityAudit:
+    report: dict[str, Any]
+    """``density_report`` of the model as loaded (its masks when it has them)."""
+    seconds: float
+
+    def metrics(self) -> dict[str, float]:
+        rep = self.report
+        out = {"sparsity/density": rep["density"]}
+        if rep["mask_density"] is not None:
+            out["sparsity/mask_density"] = rep["mask_density"]
+            out["sparsity/masked_nonzero"] = rep["masked_nonzero"]
+        for k in ("params", "nonzero_params", "macs_dense", "macs_sparse"):
+            out[f"sparsity/{k}"] = rep[k]
+        return out
+
+    def sanity(self) -> dict[str, Any]:
+        if self.report["mask_density"] is None:
+            return {}
+        return {"masked_weights_zero": self.report["masked_nonzero"] == 0}
+
+
+# ---------------------------------------------------------------- the sequence
+
+
+def evaluate(
+    model: ModelSource,
+    config: BatteryConfig | None = None,
+    options: EvalOptions | None = None,
+    **option_overrides: Any,
+) -> EvalResult:
+    """Run the battery on a checkpoint path (any format ``load_any_model`` reads) or an nn.Module.
+
+    ``option_overrides`` are ``EvalOptions`` fields applied to a copy of ``options``. The result is written
+    to ``options.out`` (JSON, plus ``.npz`` of per-example arrays) when given, and cached by (checkpoint
+    sha256, battery config, data specs) unless ``cache=False``.
     """
+    result, _ = evaluate_with_arrays(model, config, options, **option_overrides)
+    return result
 
-    data: str | None = None
-    ood: Sequence[str] | None = None
-    arch: str | None = None
-    arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    mean: Sequence[float] | None = None
-    std: Sequence[float] | None = None
-    normalize: bool | None = None
-    norm_stats: str | None = None
-    trust_checkpoint: bool = False
-    data_root: str | None = None
-    download: bool = False
-    device: str = "auto"
-    batch_size: int | None = None
-    out: Path | None = None
-    cache: bool = True
-    cache_dir: Path | None = None
-    progress: bool = False
-    name: str | None = None
+
+def evaluate_with_arrays(
+    model: ModelSource,
+    config: BatteryConfig | None = None,
+    options: EvalOptions | None = None,
+    **option_overrides: Any,
+) -> tuple[EvalResult, Arrays]:
+    """``evaluate``, also returning the per-example arrays every metric is computed from."""
+    cfg = config or BatteryConfig()
+    opts = (options or EvalOptions()).with_overrides(option_overrides)
+    t0 = time.perf_counter()
+    loaded = load_stage(model, cfg, opts)
+    parts = loaded.cache_parts(cfg)
+    key = cache.cache_key(parts)
+    cacheable = bool(opts.cache and loaded.model.sha256)
+    hit = cache.lookup(cache_dir(opts.cache_dir), key) if cacheable else None
+    if hit is not None:
+        result, arrays = hit
+        # the numbers are the cached ones; the name and source are this call's
+        result.model["name"] = opts.name or _display_name(model)
+        result.model["source"] = str(model)
+    else:
+        sel = select_stage(loaded, cfg, opts)
+        preds = predict_stage(sel, opts.progress)
+        arrays = score_stage(preds.arrays, cfg)
+        robust = attack_stage(sel, arrays, cfg.attack_configs(), opts.progress)
+        if robust is not None:
+            arrays = {**arrays, **robust.arrays}
+        measured = measure_stage(arrays, cfg, sel.normalization, robust)
+        audit = audit_stage(loaded.model, sel) if "sparsity" in cfg.checks else None
+        seconds = _timings(loaded, preds, robust, audit, time.perf_counter() - t0)
+        result = assemble(loaded, sel, measured, audit, cfg, opts, key, seconds)
+        if cacheable:
+            cache.store(cache_dir(opts.cache_dir), key, parts, result, arrays)
+    if opts.out is not None:
+        save_result(result, arrays, Path(opts.out))
+    return result, arrays
+
+
+# ---------------------------------------------------------------- the stages
+
+
+def load_stage(model: ModelSource, cfg: BatteryConfig, opts: EvalOptions) -> Loaded:
+    """Check the options, load the model and the full ID test set, name the OOD sets, fingerprint the data.
+
+    Everything a bad input can be refused for without a forward pass is refused here; the OOD images are
+    read later (``select_stage``), so a cache hit never reads them.
+    """
+    check_options(model, opts)
+    check_out(opts, model, opts.data)
+    t0 = time.perf_counter()
+    data_spec = opts.data
+    loaded: LoadedModel | None = None
+    if data_spec is None:
+        if isinstance(model, nn.Module):
+            raise UsageError("evaluating an in-memory model needs data= (a dataset spec)")
+        loaded = _load_model(model, opts, None)
+        data_spec = _dataset_from_card(loaded)
+        check_out(opts, model, data_spec)
+    id_full = load_dataset(data_spec, "test", opts.data_root, opts.download)
+    if loaded is None:
+        loaded = _load_model(model, opts, id_full)
+    elif loaded.card.num_classes and loaded.card.num_classes != id_full.num_classes:
+        raise UsageError(
+            f"model has {loaded.card.num_classes} classes but {data_spec} has {id_full.num_classes}"
+        )
+    seconds = time.perf_counter() - t0
+    ood = _ood_specs(data_spec, cfg, opts)
+    return Loaded(
+        source=model,
+        model=loaded,
+        data_spec=data_spec,
+        id_full=id_full,
+        ood=ood,
+        load_options=load_options(opts),
+        id_fingerprint=spec_fingerprint(data_spec, opts.data_root),
+        ood_fingerprints=tuple(spec_fingerprint(s, opts.data_root) for _, s in ood),
+        seconds=seconds,
+    )
+
+
+def select_stage(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> Selection:
+    """Put the model on its device, check it against the data, and take the examples this run scores."""
+    device = pick_device(opts.device)
+    net = loaded.model.model.to(device).eval()
+    _check_input(loaded.model, loaded.id_full, loaded.data_spec, device)
+    normalization = dict(loaded.model.normalization)
+    log.info("normalization: %s", format_normalization(normalization))
+    for note in loaded.model.notes:
+        if note.startswith("ignored"):
+            log.warning("%s", note)
+    id_full = loaded.id_full
+    id_idx = _positions(len(id_full), cfg.limit, id_full.y, cfg.seed, cfg.shard)
+    if len(id_idx) == 0:
+        raise UsageError(
+            f"shard {cfg.shard[0]}/{cfg.shard[1]} of {loaded.data_spec} holds no examples"
+            if cfg.shard
+            else f"{loaded.data_spec} holds no test examples"
+        )
+    ood = []
+    for name, spec in loaded.ood:
+        full = load_dataset(spec, "test", opts.data_root, opts.download, shape=id_full.input_shape)
+        if full.input_shape != id_full.input_shape:
+            raise DataError(
+                f"OOD set {name} ({spec}) has images {full.input_shape}, the ID set {id_full.input_shape}"
+            )
+        # OOD sets have no classes to stratify by: one label for all gives a seeded random subset
+        idx = _positions(
+            len(full), cfg.limit, torch.zeros(len(full), dtype=torch.long), cfg.seed + 1, cfg.shard
+        )
+        ood.append(OODSet(name, spec, idx, full.select(idx)))
+    return Selection(
+        net=net,
+        device=device,
+        data_spec=loaded.data_spec,
+        batch_size=opts.batch_size or default_batch_size(device),
+        id_index=id_idx,
+        id_set=id_full.select(id_idx),
+        ood=tuple(ood),
+        normalization=normalization,
+    )
+
+
+def predict_stage(sel: Selection, progress: bool = False) -> Predictions:
+    """Logits of every selected example: one forward pass per dataset."""
+    arrays: Arrays = {
+        "id/index": sel.id_index.numpy().astype(np.int64),
+        "id/labels": sel.id_set.y.numpy().astype(np.int64),
+    }
+    for s in sel.ood:
+        arrays[f"ood/{s.name}/index"] = s.index.numpy().astype(np.int64)
+    t = time.perf_counter()
+    bar = _bar(progress, len(sel.id_set) + sum(len(s.images) for s in sel.ood), "predict")
+    arrays["id/logits"] = predict_logits(sel.net, sel.id_set, sel.device, sel.batch_size, bar)
+    for s in sel.ood:
+        arrays[f"ood/{s.name}/logits"] = predict_logits(sel.net, s.images, sel.device, sel.batch_size, bar)
+    _close(bar)
+    seconds = time.perf_counter() - t
+    k = arrays["id/logits"].shape[1]
+    if k != sel.id_set.num_classes:
+        raise UsageError(f"model outputs {k} classes, {sel.data_spec} has {sel.id_set.num_classes}")
+    return Predictions(arrays, seconds)
+
+
+def score_stage(arrays: Arrays, cfg: BatteryConfig) -> Arrays:
+    """The per-example arrays every clean, calibration and OOD metric reads, derived from the logits."""
+    ood_sets = [k.split("/")[1] for k in arrays if k.startswith("ood/") and k.endswith("/logits")]
+    scores = cfg.ood_scores if "ood" in cfg.checks else ()
+    return derive_scores(derive_id_arrays(arrays), scores, ood_sets)
+
+
+def attack_stage(
+    sel: Selection, arrays: Arrays, configs: Sequence[AttackConfig], progress: bool = False
+) -> RobustOutcome | None:
+    """Attack the clean-correct ID examples with each config (``BatteryConfig.attack_configs()``), each
+    with its own seed; None when there are no configs (the robust check is off)."""
+    if not configs:
+        return None
+    t = time.perf_counter()
+    clean_correct = torch.from_numpy(arrays["id/correct"].copy())
+    rbar = _bar(progress, sum(len(c.eps) for c in configs), "robust", unit="(attack, eps)")
+    from evalsuite.attacks.robust import run_attacks  # torchattacks: only when attacking
+
+    rob = run_attacks(
+        sel.net,
+        sel.id_set.images(),
+        sel.id_set.y,
+        clean_correct,
+        list(configs),
+        batch_size=min(sel.batch_size, 256),
+        device=sel.device,
+        example_ids=sel.id_index,
+        on_attack_done=(lambda name, k: rbar.update(k)) if rbar is not None else None,
+    )
+    _close(rbar)
+    masks = {robust_key(a, eps): o.robust.numpy().astype(bool) for (a, eps), o in rob.outcomes.items()}
+    return RobustOutcome(masks, tuple(rob.flags), rob.to_dict(), time.perf_counter() - t)
+
+
+def measure_stage(
+    arrays: Arrays, cfg: BatteryConfig, normalization: dict[str, Any], robust: RobustOutcome | None
+) -> Measured:
+    """Metrics from the arrays, with the attack details and the sanity checks on them."""
+    metrics, details = summarize(arrays, cfg.checks, cfg.ood_scores, cfg.n_bins)
+    sanity: dict[str, Any] = {}
+    if robust is not None:
+        sanity["robust_flags"] = list(robust.flags)
+    if "accuracy" in metrics:
+        warning = chance_warning(float(metrics["accuracy"]), arrays["id/labels"], normalization)
+        if warning is not None:
+            log.warning("%s", warning)
+            sanity["warnings"] = [warning]
+    if robust is not None:
+        details["robust"] = robust.details
+        acc = metrics.get("accuracy")
+        if acc is not None:
+            sanity["robust_le_clean"] = all(
+                v <= acc + 1e-12 for k, v in metrics.items() if K.group_of(k) == "robust"
+            )
+    return Measured(metrics, details, sanity)
+
+
+def audit_stage(model: LoadedModel, sel: Selection) -> SparsityAudit:
+    """Density and MACs of every prunable layer (traced with one zero image of the data's shape)."""
+    t = time.perf_counter()
+    shape = sel.id_set.input_shape
+    layers = prunable_layers(model.model, torch.zeros(1, *shape, device=sel.device))
+    rep = density_report(model.model, layers, model.masks or None)
+    return SparsityAudit(rep, time.perf_counter() - t)
+
+
+def assemble(
+    loaded: Loaded,
+    sel: Selection,
+    measured: Measured,
+    audit: SparsityAudit | None,
+    cfg: BatteryConfig,
+    opts: EvalOptions,
+    cache_key: str,
+    timings: dict[str, float],
+) -> EvalResult:
+    """The EvalResult: metrics with their directions and sample sizes, and the context to reproduce them."""
+    metrics = dict(measured.metrics)
+    details = dict(measured.details)
+    sanity = dict(measured.sanity)
+    if audit is not None:
+        metrics.update(audit.metrics())
+        sanity.update(audit.sanity())
+        details["sparsity"] = audit.report
+    n_ood = {s.name: len(s.images) for s in sel.ood}
+    card = loaded.model.card
+    model = loaded.source
+    return EvalResult(
+        metrics=metrics,
+        metric_info=metric_info(metrics, len(sel.id_set), n_ood),
+        config=cfg.to_dict(),
+        conventions={
+            **CONVENTIONS,
+            "attacks": ATTACK_CONVENTION,
+            "density": "fraction of prunable weights kept",
+        },
+        data={
+            "id": {
+                "spec": loaded.data_spec,
+                "fingerprint": loaded.id_fingerprint,
+                "split": "test",
+                "n": len(sel.id_set),
+                "of": len(loaded.id_full),
+                "limit": cfg.limit,
+                "subset_seed": cfg.seed if cfg.limit else None,
+                "shard": cfg.shard,
+                "subset_method": "stratified" if cfg.limit else None,
+            },
+            "ood": [
+                {"name": n, "spec": s, "n": n_ood[n], "limit": cfg.limit, "fingerprint": fp}
+                for (n, s), fp in zip(loaded.ood, loaded.ood_fingerprints)
+            ],
+        },
+        model={
+            "name": opts.name or _display_name(model),
+            "source": str(model) if not isinstance(model, nn.Module) else "<in-memory>",
+            "sha256": loaded.model.sha256,
+            "source_format": loaded.model.source_format,
+            "load_options": loaded.load_options,
+            "normalization": sel.normalization,
+            "notes": list(loaded.model.notes),
+            "card": card.to_dict(),
+        },
+        provenance=provenance(device=device_name(sel.device), seed=cfg.seed, cache_key=cache_key),
+        timings={k: round(v, 4) for k, v in timings.items()},
+        sanity=sanity,
+        details=details,
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _timings(
+    loaded: Loaded,
+    preds: Predictions,
+    robust: RobustOutcome | None,
+    audit: SparsityAudit | None,
+    total: float,
+) -> dict[str, float]:
+    timings = {"load": loaded.seconds, "predict": preds.seconds}
+    if robust is not None:
+        timings["robust"] = robust.seconds
+    if audit is not None:
+        timings["sparsity"] = audit.seconds
+    timings["total"] = total
+    return timings
+
+
+def _ood_specs(data_spec: str, cfg: BatteryConfig, opts: EvalOptions) -> tuple[tuple[str, str], ...]:
+    """(name, spec) of the OOD sets: ``opts.ood``, else the data set's defaults; none without ``ood``."""
+    if "ood" not in cfg.checks:
+        return ()
+    specs = list(opts.ood) if opts.ood is not None else list(DEFAULT_OOD.get(data_spec, ()))
+    named = tuple(_ood_name(s) for s in specs)
+    names = [n for n, _ in named]
+    if len(set(names)) != len(names):
+        raise UsageError(f"OOD set names must differ, got {names}; name them like --ood imagenet=npz:PATH")
+    return named
 
 
 def _ood_name(spec: str) -> tuple[str, str]:
@@ -129,94 +533,9 @@ def _positions(
     return idx
 
 
-def _arch_file_sha(arch: str | None) -> str | None:
-    """sha256 of the source of ``--arch file.py:fn`` or ``package.module:fn`` (code is part of the model)."""
-    return cache.arch_sha256(arch)
-
-
-def _check_out(opts: EvalOptions, model: object, data_spec: str | None) -> None:
-    """Refuse an ``--out`` that is (or whose .npz is) one of this evaluation's inputs, before any work."""
-    if opts.out is None:
-        return
-    specs = [data_spec or "", *(opts.ood or ())]
-    inputs = [p for p in (spec_path(s) for s in specs) if p is not None]
-    if not isinstance(model, nn.Module):
-        inputs.append(Path(model))
-    arch = cache.arch_source(opts.arch)
-    if arch is not None:
-        inputs.append(arch)
-    check_output(opts.out, inputs)
-
-
-def _norm_request(
-    source: str | os.PathLike[str] | nn.Module, opts: EvalOptions, id_set: ImageSet | None
-) -> dict[str, Any]:
-    """The normalization keywords for ``load_any_model``: what the caller chose, else the fallback."""
-    given = _one_norm_choice(opts)
-    channels = id_set.input_shape[0] if id_set is not None else None
-    data = opts.data or (id_set.name if id_set is not None else "the data")
-    kw: dict[str, Any] = {"normalize": opts.normalize is not False}
-    if given:
-        if opts.mean is None or opts.std is None:
-            raise UsageError("--mean and --std go together")
-        mean, std = tuple(float(v) for v in opts.mean), tuple(float(v) for v in opts.std)
-        if len(mean) != len(std) or not mean:
-            raise UsageError(f"--mean has {len(mean)} values but --std has {len(std)}")
-        if any(not (v > 0) for v in std):
-            raise UsageError(f"--std must be positive, got {','.join(f'{v:g}' for v in std)}")
-        _check_channels("--mean/--std", len(mean), channels, data)
-        kw.update(mean=mean, std=std, norm_source=NORM_GIVEN)
-        return kw
-    if opts.norm_stats is not None:
-        mean, std = require_standard_stats(opts.norm_stats)
-        _check_channels(f"--norm-stats {opts.norm_stats}", len(mean), channels, data)
-        kw.update(mean=mean, std=std, norm_source=_dataset_source(opts.norm_stats))
-        return kw
-    if not kw["normalize"] or id_set is None:
-        return kw
-    name = split_named_spec(opts.data or "")[1] if opts.data else id_set.name
-    stats = standard_stats(name) if is_registered_name(name) else None
-    if isinstance(source, nn.Module) and opts.normalize is True:
-        # normalize=True on an in-memory module asks for the data set's statistics explicitly
-        if stats is None:
-            raise UsageError(f"normalize=True: {name} has no standard statistics; {NORM_CHOICES}")
-        kw.update(mean=stats[0], std=stats[1], norm_source=_dataset_source(name))
-    elif stats is not None:
-        kw["fallback"] = (stats[0], stats[1], _dataset_source(name))
-    return kw
-
-
-def _one_norm_choice(opts: EvalOptions) -> bool:
-    """At most one of --mean/--std, --no-normalize, --norm-stats; True when mean/std were given."""
-    given = opts.mean is not None or opts.std is not None
-    chosen = [
-        flag
-        for flag, on in (
-            ("--mean/--std", given),
-            ("--no-normalize", opts.normalize is False),
-            ("--norm-stats", opts.norm_stats is not None),
-        )
-        if on
-    ]
-    if len(chosen) > 1:
-        raise UsageError(f"choose one way to normalize, got {' and '.join(chosen)}")
-    return given
-
-
-def _dataset_source(name: str) -> str:
-    return f"dataset:{name} standard statistics"
-
-
-def _check_channels(what: str, n: int, channels: int | None, data: str) -> None:
-    if channels is not None and n != channels:
-        raise UsageError(f"{what} has {n} channel(s) but the images of {data} have {channels}")
-
-
-def _load_model(
-    source: str | os.PathLike[str] | nn.Module, opts: EvalOptions, id_set: ImageSet | None
-) -> LoadedModel:
+def _load_model(source: ModelSource, opts: EvalOptions, id_set: ImageSet | None) -> LoadedModel:
     kw: dict[str, Any] = {"arch": opts.arch, "arch_kwargs": opts.arch_kwargs}
-    kw.update(_norm_request(source, opts, id_set))
+    kw.update(norm_request(source, opts, id_set))
     if id_set is not None:
         kw.update(num_classes=id_set.num_classes, input_shape=id_set.input_shape)
     elif "mean" not in kw and kw["normalize"]:
@@ -224,40 +543,6 @@ def _load_model(
         # and any other model is refused right after for lack of --data, so these statistics never apply
         kw["fallback"] = ((0.0,), (1.0,), "undecided")
     return load_any_model(source, trust=opts.trust_checkpoint, **kw)
-
-
-def _check_options(model: str | os.PathLike[str] | nn.Module, opts: EvalOptions) -> None:
-    """Values checked before any work starts."""
-    bs = opts.batch_size
-    if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
-        raise UsageError(f"--batch-size must be a positive integer, got {bs}")
-    _one_norm_choice(opts)
-    if opts.norm_stats is not None:
-        require_standard_stats(opts.norm_stats)
-    if isinstance(model, nn.Module):
-        return
-    path = Path(model)
-    kind = _json_kind(path) if path.is_file() else None
-    if kind == "result":
-        raise UsageError(
-            f"{path} is a result file, not a model; to compare results: evalsuite compare {path} OTHER.json"
-        )
-    if kind == "json":
-        raise UsageError(f"{path} is a JSON file, not a model checkpoint")
-
-
-def _json_kind(path: Path) -> str | None:
-    """'result' for an evalsuite result JSON, 'json' for other JSON, None for anything else."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096).lstrip()
-            f.seek(max(0, path.stat().st_size - 4096))
-            tail = f.read()  # results write their schema last
-    except OSError:
-        return None
-    if not head.startswith((b"{", b"[")):
-        return None
-    return "result" if b'"evalsuite-result"' in head + tail else "json"
 
 
 def _dataset_from_card(loaded: LoadedModel) -> str:
@@ -324,263 +609,7 @@ def chance_warning(accuracy: float, labels: np.ndarray, normalization: dict[str,
     )
 
 
-def evaluate(
-    model: str | os.PathLike[str] | nn.Module,
-    config: BatteryConfig | None = None,
-    options: EvalOptions | None = None,
-    **option_overrides: Any,
-) -> EvalResult:
-    """Run the battery on a checkpoint path (any format ``load_any_model`` reads) or an nn.Module.
-
-    The result is written to ``options.out`` (JSON, plus ``.npz`` of per-example arrays) when given, and
-    cached by (checkpoint sha256, battery config, data specs) unless ``cache=False``.
-    """
-    result, _ = evaluate_with_arrays(model, config, options, **option_overrides)
-    return result
-
-
-def evaluate_with_arrays(
-    model: str | os.PathLike[str] | nn.Module,
-    config: BatteryConfig | None = None,
-    options: EvalOptions | None = None,
-    **option_overrides: Any,
-) -> tuple[EvalResult, Arrays]:
-    cfg = config or BatteryConfig()
-    opts = options or EvalOptions()
-    for k, v in option_overrides.items():
-        if not hasattr(opts, k):
-            raise UsageError(f"unknown evaluate option {k!r}")
-        setattr(opts, k, v)
-    _check_options(model, opts)
-    _check_out(opts, model, opts.data)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-
-    data_spec = opts.data
-    loaded: LoadedModel | None = None
-    if data_spec is None:
-        if isinstance(model, nn.Module):
-            raise UsageError("evaluating an in-memory model needs data= (a dataset spec)")
-        loaded = _load_model(model, opts, None)
-        data_spec = _dataset_from_card(loaded)
-        _check_out(opts, model, data_spec)
-    id_full = load_dataset(data_spec, "test", opts.data_root, opts.download)
-    if loaded is None:
-        loaded = _load_model(model, opts, id_full)
-    elif loaded.card.num_classes and loaded.card.num_classes != id_full.num_classes:
-        raise UsageError(
-            f"model has {loaded.card.num_classes} classes but {data_spec} has {id_full.num_classes}"
-        )
-    timings["load"] = time.perf_counter() - t0
-
-    ood_specs = list(opts.ood) if opts.ood is not None else list(DEFAULT_OOD.get(data_spec, ()))
-    if "ood" not in cfg.checks:
-        ood_specs = []
-    named = [_ood_name(s) for s in ood_specs]
-    names = [n for n, _ in named]
-    if len(set(names)) != len(names):
-        raise UsageError(f"OOD set names must differ, got {names}; name them like --ood imagenet=npz:PATH")
-
-    load_options = {
-        "arch": opts.arch,
-        "arch_file_sha256": _arch_file_sha(opts.arch),
-        "arch_kwargs": opts.arch_kwargs,
-        "mean": list(opts.mean) if opts.mean else None,
-        "std": list(opts.std) if opts.std else None,
-        "normalize": opts.normalize,
-        "norm_stats": opts.norm_stats,
-    }
-    id_fingerprint = spec_fingerprint(data_spec, opts.data_root)
-    ood_fingerprints = [spec_fingerprint(s, opts.data_root) for _, s in named]
-    cache_parts = cache.key_parts(
-        model_sha256=loaded.sha256,
-        config=cfg.identity(),
-        data=id_fingerprint,
-        ood=[[n, fp] for (n, _), fp in zip(named, ood_fingerprints)],
-        load=load_options,
-    )
-    key = cache.cache_key(cache_parts)
-    hit = cache.lookup(cache_dir(opts.cache_dir), key) if opts.cache and loaded.sha256 else None
-    if hit is not None:
-        result, arrays = hit
-        # the numbers are the cached ones; the name and source are this call's
-        result.model["name"] = opts.name or _display_name(model, loaded.card)
-        result.model["source"] = str(model)
-        if opts.out is not None:
-            save_result(result, arrays, Path(opts.out))
-        return result, arrays
-
-    device = pick_device(opts.device)
-    net = loaded.model.to(device).eval()
-    bs = opts.batch_size or default_batch_size(device)
-    _check_input(loaded, id_full, data_spec, device)
-    normalization = dict(loaded.normalization)
-    log.info("normalization: %s", format_normalization(normalization))
-    for note in loaded.notes:
-        if note.startswith("ignored"):
-            log.warning("%s", note)
-
-    id_idx = _positions(len(id_full), cfg.limit, id_full.y, cfg.seed, cfg.shard)
-    if len(id_idx) == 0:
-        raise UsageError(
-            f"shard {cfg.shard[0]}/{cfg.shard[1]} of {data_spec} holds no examples"
-            if cfg.shard
-            else f"{data_spec} holds no test examples"
-        )
-    id_set = id_full.select(id_idx)
-    arrays: Arrays = {
-        "id/index": id_idx.numpy().astype(np.int64),
-        "id/labels": id_set.y.numpy().astype(np.int64),
-    }
-    ood_sets: dict[str, ImageSet] = {}
-    for name, spec in named:
-        full = load_dataset(spec, "test", opts.data_root, opts.download, shape=id_full.input_shape)
-        if full.input_shape != id_full.input_shape:
-            raise DataError(
-                f"OOD set {name} ({spec}) has images {full.input_shape}, the ID set {id_full.input_shape}"
-            )
-        idx = _positions(
-            len(full), cfg.limit, torch.zeros(len(full), dtype=torch.long), cfg.seed + 1, cfg.shard
-        )
-        ood_sets[name] = full.select(idx)
-        arrays[f"ood/{name}/index"] = idx.numpy().astype(np.int64)
-
-    t = time.perf_counter()
-    bar = _bar(opts.progress, len(id_set) + sum(len(s) for s in ood_sets.values()), "predict")
-    arrays["id/logits"] = predict_logits(net, id_set, device, bs, bar)
-    for name, s in ood_sets.items():
-        arrays[f"ood/{name}/logits"] = predict_logits(net, s, device, bs, bar)
-    _close(bar)
-    timings["predict"] = time.perf_counter() - t
-    if arrays["id/logits"].shape[1] != id_full.num_classes:
-        raise UsageError(
-            f"model outputs {arrays['id/logits'].shape[1]} classes, {data_spec} has {id_full.num_classes}"
-        )
-    arrays = derive_id_arrays(arrays)
-    arrays = derive_scores(arrays, cfg.ood_scores if "ood" in cfg.checks else (), list(ood_sets))
-
-    sanity: dict[str, Any] = {}
-    robust_details: dict[str, Any] = {}
-    if "robust" in cfg.checks and cfg.attacks:
-        t = time.perf_counter()
-        configs = []
-        for a in cfg.attacks:
-            spec = ATTACKS.get(a)
-            eps = cfg.eps_linf if spec.norm == "linf" else cfg.eps_l2
-            if eps:
-                configs.append(
-                    AttackConfig(
-                        a,
-                        tuple(eps),
-                        steps=cfg.pgd_steps,
-                        rel_stepsize=cfg.pgd_rel_stepsize,
-                        restarts=cfg.pgd_restarts,
-                        seed=cfg.seed,
-                    )
-                )
-        clean_correct = torch.from_numpy(arrays["id/correct"].copy())
-        rbar = _bar(opts.progress, sum(len(c.eps) for c in configs), "robust", unit="(attack, eps)")
-        from evalsuite.attacks.robust import run_attacks  # torchattacks: only when attacking
-
-        rob = run_attacks(
-            net,
-            id_set.images(),
-            id_set.y,
-            clean_correct,
-            configs,
-            batch_size=min(bs, 256),
-            device=device,
-            seed=cfg.seed,
-            example_ids=id_idx,
-            on_attack_done=(lambda name, k: rbar.update(k)) if rbar is not None else None,
-        )
-        _close(rbar)
-        for (attack, eps), outcome in rob.outcomes.items():
-            arrays[robust_key(attack, eps)] = outcome.robust.numpy().astype(bool)
-        sanity["robust_flags"] = rob.flags
-        robust_details = rob.to_dict()
-        timings["robust"] = time.perf_counter() - t
-
-    metrics, details = summarize(arrays, cfg.checks, cfg.ood_scores, cfg.n_bins)
-    if "accuracy" in metrics:
-        warning = chance_warning(float(metrics["accuracy"]), arrays["id/labels"], normalization)
-        if warning is not None:
-            log.warning("%s", warning)
-            sanity.setdefault("warnings", []).append(warning)
-    if robust_details:
-        details["robust"] = robust_details
-        acc = metrics.get("accuracy")
-        if acc is not None:
-            sanity["robust_le_clean"] = all(
-                v <= acc + 1e-12 for k, v in metrics.items() if k.startswith("robust/")
-            )
-    if "sparsity" in cfg.checks:
-        t = time.perf_counter()
-        cpu_model = loaded.model
-        layers = prunable_layers(cpu_model, torch.zeros(1, *id_full.input_shape, device=device))
-        rep = density_report(cpu_model, layers, loaded.masks or None)
-        metrics["sparsity/density"] = rep["density"]
-        if rep["mask_density"] is not None:
-            metrics["sparsity/mask_density"] = rep["mask_density"]
-            metrics["sparsity/masked_nonzero"] = rep["masked_nonzero"]
-            sanity["masked_weights_zero"] = rep["masked_nonzero"] == 0
-        for k in ("params", "nonzero_params", "macs_dense", "macs_sparse"):
-            metrics[f"sparsity/{k}"] = rep[k]
-        details["sparsity"] = rep
-        timings["sparsity"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
-
-    card = loaded.card
-    n_ood = {n: len(s) for n, s in ood_sets.items()}
-    result = EvalResult(
-        metrics=metrics,
-        metric_info=metric_info(metrics, len(id_set), n_ood),
-        config=cfg.to_dict(),
-        conventions={
-            **CONVENTIONS,
-            "attacks": ATTACK_CONVENTION,
-            "density": "fraction of prunable weights kept",
-        },
-        data={
-            "id": {
-                "spec": data_spec,
-                "fingerprint": id_fingerprint,
-                "split": "test",
-                "n": len(id_set),
-                "of": len(id_full),
-                "limit": cfg.limit,
-                "subset_seed": cfg.seed if cfg.limit else None,
-                "shard": cfg.shard,
-                "subset_method": "stratified" if cfg.limit else None,
-            },
-            "ood": [
-                {"name": n, "spec": s, "n": n_ood[n], "limit": cfg.limit, "fingerprint": fp}
-                for (n, s), fp in zip(named, ood_fingerprints)
-            ],
-        },
-        model={
-            "name": opts.name or _display_name(model, card),
-            "source": str(model) if not isinstance(model, nn.Module) else "<in-memory>",
-            "sha256": loaded.sha256,
-            "source_format": loaded.source_format,
-            "load_options": load_options,
-            "normalization": normalization,
-            "notes": list(loaded.notes),
-            "card": card.to_dict(),
-        },
-        provenance=provenance(device=device_name(device), seed=cfg.seed, cache_key=key),
-        timings={k: round(v, 4) for k, v in timings.items()},
-        sanity=sanity,
-        details=details,
-    )
-    if opts.cache and loaded.sha256:
-        cache.store(cache_dir(opts.cache_dir), key, cache_parts, result, arrays)
-    if opts.out is not None:
-        save_result(result, arrays, Path(opts.out))
-    return result, arrays
-
-
-def _display_name(model: Any, card: Any) -> str:
+def _display_name(model: ModelSource) -> str:
     if isinstance(model, nn.Module):
         return type(model).__name__
     return Path(str(model)).stem
