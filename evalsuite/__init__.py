@@ -14,7 +14,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "evaluate"]
+__all__ = ["__version__", "compare", "evaluate"]
 
 
 def evaluate(*args: Any, **kwargs: Any) -> Any:
@@ -22,3 +22,10 @@ def evaluate(*args: Any, **kwargs: Any) -> Any:
     from evalsuite.battery import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)
+
+
+def compare(*args: Any, **kwargs: Any) -> Any:
+    """See ``evalsuite.report.api.compare``: models (or seed groups) vs a reference -> typed Comparison."""
+    from evalsuite.report.api import compare as _compare
+
+    return _compare(*args, **kwargs)

@@ -285,8 +285,8 @@ def legend_lines(comp: Comparison) -> list[str]:
         f"{CORRECTION_NAMES[s.correction]}. Every other tested metric is secondary, p corrected with "
         f"{CORRECTION_NAMES[s.secondary_correction]} (false discovery rate). Descriptive metrics (MCE, the "
         "sparsity audit) are reported and never tested.",
-        f"Verdict at {_alpha_text(s.alpha)} on the corrected p, from the model's side: better, worse, or n.s. "
-        "(no significant difference; not evidence of equivalence: the headline's non-inferiority test "
+        f"Verdict at {_alpha_text(s.alpha)} on the corrected p, from the model's side: better, worse, or "
+        "n.s. (no significant difference; not evidence of equivalence: the headline's non-inferiority test "
         "answers that). Bold: best value among successful models.",
     ]
     if any(r.group == "calibration" for r in comp.metrics):
