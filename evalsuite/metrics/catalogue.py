@@ -442,7 +442,7 @@ def legend(names: Iterable[str]) -> list[tuple[str, str]]:
     return [(f.pattern, f.definition) for f in FAMILIES if f.key in present]
 
 
-# ------------------------------------------------------------------ report helpers (non-inferiority, intervals)
+# ---------------------------------------------------------- report helpers (non-inferiority, intervals)
 
 # Non-inferiority margins of the primary family, per family key: "replaces it" means worse by less than
 # this much (absolute units of the metric; for lower-is-better metrics, higher by less than this much).
