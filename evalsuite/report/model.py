@@ -409,6 +409,7 @@ def _from_v1(d: Mapping[str, Any]) -> Comparison:
         seed=int(st.get("seed") or 0),
         correction=correction,
         secondary_correction=correction,
+        primary=tuple(r.name for r in rows if r.family is Family.PRIMARY),
         tests={str(k): str(v) for k, v in (st.get("tests") or {}).items()},
     )
     return Comparison(

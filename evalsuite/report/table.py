@@ -10,6 +10,7 @@ verdict back from text.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -274,6 +275,7 @@ def legend_lines(comp: Comparison) -> list[str]:
     ref = comp.reference
     s = comp.settings
     primary = ", ".join(s.primary) or "none"
+    secondary = any(r.family is Family.SECONDARY for r in comp.metrics)
     how = "given with --primary" if s.primary_override else "from the catalogue"
     lines = [
         value_legend(comp) + " Exact bounds are in metrics.csv.",
@@ -281,10 +283,15 @@ def legend_lines(comp: Comparison) -> list[str]:
         + ("seeds (see the tests below)" if comp.is_seed_comparison else "examples (paired)")
         + ", with its uncorrected CI at level 1 − α, from the same test as p: it excludes 0 exactly when "
         "the unadjusted p < α. ↑ / ↓: higher / lower is better.",
-        f"Primary family ({how}): {primary}; p corrected with "
-        f"{CORRECTION_NAMES[s.correction]}. Every other tested metric is secondary, p corrected with "
-        f"{CORRECTION_NAMES[s.secondary_correction]} (false discovery rate). Descriptive metrics (MCE, the "
-        "sparsity audit) are reported and never tested.",
+        f"Primary family ({how}): {primary}; p corrected with {CORRECTION_NAMES[s.correction]}"
+        + (" over that family." if secondary else " over every tested metric.")
+        + (
+            f" Every other tested metric is secondary, p corrected with {CORRECTION_NAMES[s.secondary_correction]}"
+            + (" (false discovery rate)." if s.secondary_correction == "bh" else ".")
+            if secondary
+            else ""
+        )
+        + " Descriptive metrics (MCE, the sparsity audit) are reported and never tested.",
         f"Verdict at {_alpha_text(s.alpha)} on the corrected p, from the model's side: better, worse, or "
         "n.s. (no significant difference; not evidence of equivalence: the headline's non-inferiority test "
         "answers that). Bold: best value among successful models.",
@@ -302,7 +309,8 @@ def definitions(names: Iterable[str]) -> list[tuple[str, str]]:
     if "ood_fpr95" in keys and "ood_fpr95_ood" not in keys:
         fam = K.family("ood_fpr95_ood")
         out.append((fam.pattern, fam.definition + " (not computed in this report)"))
-    return out
+    # placeholders in capitals: braces would read as JSON, angle brackets as HTML in Markdown
+    return [(re.sub(r"\{(\w+)\}", lambda m: m.group(1).upper(), p), d) for p, d in out]
 
 
 # ------------------------------------------------------------------------------------------ building

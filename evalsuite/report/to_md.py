@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evalsuite.report.model import Replaces
+from evalsuite.report.model import Replaces, Verdict
 from evalsuite.report.table import Cell, ReportView, Table, one_line
 
 
@@ -19,7 +19,7 @@ def code(s: object) -> str:
 
 def cell(c: Cell) -> str:
     text = code(c.text) if c.code else esc(c.text)
-    if c.best:
+    if c.best or c.verdict is Verdict.WORSE:
         text = f"**{text}**"
     if c.arrow:
         text += f" {c.arrow}"
