@@ -10,6 +10,7 @@ recomputed from its numbers, never from its verdict text).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
@@ -208,7 +209,7 @@ class Comparison:
 
 
 def _num(x: Any) -> float | None:
-    if x is None or isinstance(x, bool) or not isinstance(x, int | float):
+    if x is None or isinstance(x, bool) or not isinstance(x, numbers.Real):
         return None
     return float(x) if math.isfinite(x) else None
 

@@ -241,8 +241,6 @@ def robust_figure(comp: Comparison) -> Figure | None:
 
 def _primary_score(comp: Comparison, scores: list[str]) -> str:
     """The score of the first OOD metric in the table, so histograms match what the reader saw first."""
-    if K.PRIMARY_OOD_SCORE in scores:
-        return K.PRIMARY_OOD_SCORE
     for row in comp.get("metrics", []):
         ref = K.find(str(row.get("name", "")))
         if ref is not None and ref.group == "ood" and ref.params.get("score") in scores:

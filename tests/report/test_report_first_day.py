@@ -19,9 +19,9 @@ from evalsuite.report.compare import (
     build_group_comparison,
     value_table,
 )
+from evalsuite.report.model import Verdict
 from evalsuite.report.render import render_html, render_latex, render_markdown, render_terminal
 from evalsuite.report.to_tex import TEX_MAX_COLUMNS
-from evalsuite.report.model import Verdict
 from evalsuite.report.write import comparison_json, write_report
 
 WARNING = (
