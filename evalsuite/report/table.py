@@ -286,7 +286,8 @@ def legend_lines(comp: Comparison) -> list[str]:
         f"Primary family ({how}): {primary}; p corrected with {CORRECTION_NAMES[s.correction]}"
         + (" over that family." if secondary else " over every tested metric.")
         + (
-            f" Every other tested metric is secondary, p corrected with {CORRECTION_NAMES[s.secondary_correction]}"
+            " Every other tested metric is secondary, p corrected with "
+            + CORRECTION_NAMES[s.secondary_correction]
             + (" (false discovery rate)." if s.secondary_correction == "bh" else ".")
             if secondary
             else ""
