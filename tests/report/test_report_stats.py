@@ -219,3 +219,20 @@ def test_schema_v2_round_trips():
     back = from_json_dict(d)
     assert back == comp or to_json_dict(back) == d
     assert render_markdown(back) == render_markdown(comp)
+
+
+def test_public_compare_takes_results_and_arrays():
+    import evalsuite
+    from evalsuite.core.errors import UsageError
+
+    a, b = _pair(120, 0.8, 0.7)
+    assert a.result is not None and a.arrays is not None and b.result is not None and b.arrays is not None
+    comp = evalsuite.compare(
+        [(a.result, a.arrays), (b.result, b.arrays)], names=["dense", "erk"], settings=FAST
+    )
+    assert comp.reference == "dense" and comp.others() == ["erk"]
+    assert comp.row("accuracy").deltas["erk"].delta == pytest.approx(
+        b.result.metrics["accuracy"] - 0.0 - a.result.metrics["accuracy"]
+    )
+    with pytest.raises(UsageError, match="not both"):
+        evalsuite.compare([a, b], groups={"x": [a]})
