@@ -21,17 +21,20 @@ so ``import evalsuite`` stays light).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the battery imports torch: loaded on the first call, not on ``import evalsuite``
     from torch import nn
 
     from evalsuite.battery import BatteryConfig, EvalOptions
-    from evalsuite.core.results import EvalResult
+    from evalsuite.core.results import EvalResult, ModelEntry
+    from evalsuite.report.compare import CompareSettings
+    from evalsuite.report.model import Comparison
 
 from evalsuite.core.version import __version__
 
-__all__ = ["__version__", "evaluate"]
+__all__ = ["__version__", "compare", "evaluate"]
 
 
 def evaluate(
@@ -47,3 +50,27 @@ def evaluate(
     from evalsuite.battery import evaluate as _evaluate
 
     return _evaluate(model, config, options, **option_overrides)
+
+
+def compare(
+    models: Sequence[str | os.PathLike[str] | ModelEntry | tuple[EvalResult, dict[str, Any]]] | None = None,
+    *,
+    reference: str | None = None,
+    names: Sequence[str] | None = None,
+    groups: Mapping[str, Sequence[str | os.PathLike[str]]] | None = None,
+    settings: CompareSettings | None = None,
+    config: BatteryConfig | None = None,
+    options: EvalOptions | None = None,
+) -> Comparison:
+    """Models (or seed groups) against a reference -> the typed Comparison; see ``evalsuite.report.api``."""
+    from evalsuite.report.api import compare as _compare
+
+    return _compare(
+        models,
+        reference=reference,
+        names=names,
+        groups=groups,
+        settings=settings,
+        config=config,
+        options=options,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -380,7 +381,23 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("--force", action="store_true", help="replace an existing report folder")
     p_cmp.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
     p_cmp.add_argument(
-        "--alpha", type=float, default=0.05, help="significance level after Holm (default 0.05)"
+        "--alpha", type=float, default=0.05, help="significance level after correction (default 0.05)"
+    )
+    p_cmp.add_argument(
+        "--primary",
+        help="METRIC,... the primary family (metric names, family keys such as ece or auroc); default: "
+        "accuracy, nll, ece, each OOD set's msp AUROC, each attack's robust accuracy at its largest eps",
+    )
+    p_cmp.add_argument(
+        "--correction",
+        choices=("holm", "bh", "none"),
+        default="holm",
+        help="correction of the primary family (default holm); the secondary family uses BH, none for both",
+    )
+    p_cmp.add_argument(
+        "--margin",
+        help="non-inferiority margins, e.g. accuracy=0.01,ece=0.01,nll=0.02,auroc=0.01 (these and "
+        "robust_accuracy=0.01 are the defaults)",
     )
     _add_eval_args(p_cmp)
 
@@ -457,6 +474,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_primary(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    words = tuple(w.strip() for w in text.split(",") if w.strip())
+    if not words:
+        raise CLIUsageError("--primary wants METRIC,..., got nothing")
+    return words
+
+
+def _parse_margins(text: str | None) -> dict[str, float]:
+    from evalsuite.metrics.catalogue import find, resolve_family_key
+
+    out: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, eq, val = item.partition("=")
+        key = key.strip()
+        try:
+            margin = float(val)
+        except ValueError:
+            margin = math.nan
+        if not eq or not (math.isfinite(margin) and margin >= 0.0):
+            raise CLIUsageError(f"--margin wants METRIC=NUMBER >= 0, got {item.strip()!r}")
+        fam = resolve_family_key(key)
+        if fam is None and find(key) is None:
+            raise CLIUsageError(f"--margin: {key!r} is not a metric family or metric name")
+        out[fam or key] = margin
+    return out
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from evalsuite.battery.collect import collect_entries
     from evalsuite.report import (
@@ -484,7 +532,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_report_target(args.out, inputs, args.force)
     cfg = _battery_config(args)
     opts = _eval_options(args, None)
-    settings = CompareSettings(alpha=args.alpha, n_boot=args.n_boot, seed=args.seed)
+    settings = CompareSettings(
+        alpha=args.alpha,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        correction=args.correction,
+        primary=_parse_primary(args.primary),
+        margins=_parse_margins(args.margin),
+    )
     if args.group:
         groups = {}
         for spec in args.group:
@@ -508,8 +563,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         names = [n.strip() for n in args.names.split(",")] if args.names else None
         entries = collect_entries(args.models, cfg, opts, names)
         comp = build_comparison(entries, args.reference, settings)
-    ref = comp["reference"]
-    others = [m["name"] for m in comp["models"] if m["name"] != ref]
+    ref = comp.reference
+    others = [m.name for m in comp.models if m.name != ref]
     default = f"{ref}-vs-{others[0]}" if len(others) == 1 else f"{ref}-vs-{len(others)}-models"
     out = Path(args.out) if args.out else Path("reports") / default
     write_report(comp, out, force=args.force, inputs=inputs)

@@ -26,7 +26,7 @@ def _cache(tmp_path, monkeypatch):
 
 
 def _digest(comp: dict) -> dict:
-    """What the golden file pins: every value, delta, p (Holm) and verdict, rounded."""
+    """What the golden file pins: every value, delta, adjusted p and verdict, rounded; the headline."""
     out = {}
     for row in comp["metrics"]:
         entry = {
@@ -34,9 +34,12 @@ def _digest(comp: dict) -> dict:
         }
         for m, d in row["deltas"].items():
             entry[f"delta:{m}"] = None if d["delta"] is None else round(d["delta"], 6)
-            entry[f"p_holm:{m}"] = None if d.get("p_holm") is None else round(d["p_holm"], 4)
+            entry[f"p_adjusted:{m}"] = None if d.get("p_adjusted") is None else round(d["p_adjusted"], 4)
             entry[f"verdict:{m}"] = d.get("verdict")
+        entry["family"] = row["family"]
         out[row["name"]] = entry
+    for h in comp["headlines"]:
+        out[f"headline:{h['model']}"] = {m["metric"]: m["verdict"] for m in h["metrics"]} | {"": h["verdict"]}
     return out
 
 
@@ -60,7 +63,7 @@ def test_golden_report_on_committed_checkpoints(tmp_path, capsys):
         for key, want in entry.items():
             got = digest[metric][key]
             if isinstance(want, float):
-                tol = 2e-3 if key.startswith("p_holm") else 1e-5
+                tol = 2e-3 if key.startswith("p_adjusted") else 1e-5
                 assert got == pytest.approx(want, abs=tol), (metric, key)
             else:
                 assert got == want, (metric, key)
@@ -170,7 +173,11 @@ def test_seed_groups(tmp_path, capsys):
     comp = json.loads((out / "comparison.json").read_text())
     acc = next(r for r in comp["metrics"] if r["name"] == "accuracy")
     assert acc["seed_level"]["dense"]["n"] == 2 and acc["values"]["erk"]["std"] is not None
-    assert acc["deltas"]["erk"]["test"].startswith("paired")
+    assert acc["deltas"]["erk"]["test"].startswith("paired t-test over seeds 0, 1")
+    assert (
+        "paired t-test over seeds 0, 1 (both groups have exactly these seeds)"
+        in (out / "report.md").read_text()
+    )
     assert comp["example_level"]["reference"].startswith("dense")
 
 
@@ -182,3 +189,13 @@ def test_compare_usage_errors(tmp_path, capsys):
         main(["compare", DENSE, SPARSE, "--reference", "nope", *FAST, *NB, "--out", str(tmp_path / "r")]) == 2
     )
     assert "nope" in capsys.readouterr().err
+    for bad, says in (
+        (["--margin", "accuracy=-1"], "--margin wants METRIC=NUMBER >= 0"),
+        (["--margin", "bogus=0.1"], "not a metric family or metric name"),
+        (["--primary", ","], "--primary wants METRIC"),
+        (["--correction", "bonferroni"], "invalid choice"),
+    ):
+        assert main(["compare", DENSE, SPARSE, *bad, "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()

@@ -87,13 +87,18 @@ def _fake(name: str, seed: int, acc: float, ok: bool = True) -> ModelEntry:
 def test_seed_groups_pair_by_training_seed_not_position():
     dense = [_fake("d0", 0, 0.90), _fake("d1", 1, 0.0, ok=False), _fake("d2", 2, 0.70), _fake("d3", 3, 0.80)]
     erk = [_fake("e3", 3, 0.78), _fake("e0", 0, 0.88), _fake("e1", 1, 0.78), _fake("e2", 2, 0.68)]
+    # d1 failed, so the seed sets differ ({0, 2, 3} vs {0, 1, 2, 3}): Welch on every seed, none dropped
     comp = build_group_comparison({"dense": dense, "erk": erk}, settings=None)
-    d = next(r for r in comp["metrics"] if r["name"] == "accuracy")["deltas"]["erk"]
-    assert d["paired_seeds"] == [0, 2, 3]
-    assert d["delta"] == pytest.approx(-0.02)
+    d = comp.row("accuracy").deltas["erk"]
+    assert d.paired_seeds is None and d.test.startswith("Welch's t-test on all seeds (3 vs 4)")
+    assert d.delta == pytest.approx(0.78 - 0.80)
+    # equal seed sets in another order: paired by seed, not by position
+    same = build_group_comparison({"dense": dense, "erk": [erk[0], erk[1], erk[3]]}, settings=None)
+    d = same.row("accuracy").deltas["erk"]
+    assert d.paired_seeds == (0, 2, 3) and d.delta == pytest.approx(-0.02)
     # with --reference erk the example-level comparison is referenced to erk too
     comp2 = build_group_comparison({"dense": dense, "erk": erk}, reference="erk")
-    assert comp2["example_level"]["reference"] == "e3"
+    assert comp2.example_level is not None and comp2.example_level.reference == "e3"
 
 
 def test_resume_with_another_recipe_is_refused(tmp_path):

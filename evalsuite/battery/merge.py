@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evalsuite.battery.summarize import Arrays, metric_info, summarize
+from evalsuite.battery.summarize import Arrays, metric_info, ood_set_of, summarize
 from evalsuite.core.errors import DataError, UsageError
 from evalsuite.core.results import EvalResult, load_arrays
 from evalsuite.metrics import catalogue as K
@@ -26,9 +26,8 @@ from evalsuite.metrics import catalogue as K
 
 def _order_key(key: str) -> str:
     """The index array that orders ``key``: ``id/index`` for ID and robust arrays, else the OOD set's."""
-    if key.startswith("ood/"):
-        return "ood/" + key.split("/")[1] + "/index"
-    return "id/index"
+    ood_set = ood_set_of(key)
+    return "id/index" if ood_set is None else f"ood/{ood_set}/index"
 
 
 def _equal_of(path: str | Path, result: EvalResult) -> dict[str, float]:

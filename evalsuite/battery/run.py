@@ -47,6 +47,7 @@ from evalsuite.battery.summarize import (
     derive_id_arrays,
     derive_scores,
     metric_info,
+    ood_set_names,
     robust_key,
     summarize,
 )
@@ -345,7 +346,7 @@ def predict_stage(sel: Selection, progress: bool = False) -> Predictions:
 
 def score_stage(arrays: Arrays, cfg: BatteryConfig) -> Arrays:
     """The per-example arrays every clean, calibration and OOD metric reads, derived from the logits."""
-    ood_sets = [k.split("/")[1] for k in arrays if k.startswith("ood/") and k.endswith("/logits")]
+    ood_sets = ood_set_names(arrays)
     scores = cfg.ood_scores if "ood" in cfg.checks else ()
     return derive_scores(derive_id_arrays(arrays), scores, ood_sets)
 

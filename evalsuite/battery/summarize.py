@@ -117,5 +117,18 @@ def metric_info(metrics: dict[str, float], n_id: int, n_ood: dict[str, int]) -> 
     return info
 
 
+def ood_set_of(key: str) -> str | None:
+    """The OOD set an array key belongs to (``ood/<set>/...``); None for ID and robust arrays."""
+    kind, _, rest = key.partition("/")
+    return rest.partition("/")[0] if kind == "ood" else None
+
+
+def ood_set_names(arrays: Arrays) -> list[str]:
+    """The OOD sets whose logits ``arrays`` holds, in order of appearance."""
+    return list(
+        dict.fromkeys(s for k in arrays if (s := ood_set_of(k)) is not None and k.endswith("/logits"))
+    )
+
+
 def robust_key(attack: str, eps: float) -> str:
     return f"robust/{attack}/{eps_name(eps)}/correct"

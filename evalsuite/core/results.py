@@ -166,23 +166,3 @@ def load_arrays(result_path: str | Path, result: EvalResult | None = None) -> Ar
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError) as e:
         raise DataError(f"{npz}: unreadable per-example arrays ({e})") from None
-
-
-# -- transitional: evalsuite.report still imports these two until it reads the catalogue -----------------
-# Nothing outside evalsuite.report may use them (tests/core/test_layers.py checks); delete both with the
-# report rewrite. They agree with the catalogue for every name it knows.
-_LOWER_IS_BETTER_LEAVES = {"nll", "brier", "ece", "ece_adaptive", "mce", "fpr95", "fpr95_ood"}
-
-
-def metric_direction(name: str) -> bool:
-    """Deprecated: ``evalsuite.metrics.catalogue.higher_is_better``."""
-    if name.startswith("sparsity/"):
-        return False
-    return name.rsplit("/", 1)[-1] not in _LOWER_IS_BETTER_LEAVES
-
-
-def metric_group(name: str) -> str:
-    """Deprecated: ``evalsuite.metrics.catalogue.group_of``."""
-    if "/" in name:
-        return name.split("/", 1)[0]
-    return "calibration" if name in ("ece", "ece_adaptive", "mce") else "clean"

@@ -490,3 +490,50 @@ def legend(names: Iterable[str]) -> list[tuple[str, str]]:
     """(pattern, definition) for each family present among ``names``, in catalogue order."""
     present = {ref.family.key for n in names if (ref := find(n)) is not None}
     return [(f.pattern, f.definition) for f in FAMILIES if f.key in present]
+
+
+# ---------------------------------------------------------- report helpers (non-inferiority, intervals)
+
+# Non-inferiority margins of the primary family, per family key: "replaces it" means worse by less than
+# this much (absolute units of the metric; for lower-is-better metrics, higher by less than this much).
+NONINFERIORITY_MARGINS: dict[str, float] = {
+    "accuracy": 0.01,
+    "nll": 0.02,
+    "ece": 0.01,
+    "ood_auroc": 0.01,
+    "robust_accuracy": 0.01,
+}
+# Short names accepted for a family in --margin and --primary (besides family keys and exact names).
+FAMILY_ALIASES: dict[str, str] = {"auroc": "ood_auroc", "robust": "robust_accuracy"}
+
+# The bias-aware calibration interval's arguments per family with value_ci == "calibration_bound".
+_CALIBRATION_BOUND: dict[str, tuple[Literal["ece", "mce"], Literal["uniform", "adaptive"]]] = {
+    "ece": ("ece", "uniform"),
+    "ece_adaptive": ("ece", "adaptive"),
+    "mce": ("mce", "uniform"),
+}
+
+
+def calibration_bound_args(name: str) -> tuple[Literal["ece", "mce"], Literal["uniform", "adaptive"]]:
+    """(kind, binning scheme) of ``inference.calibration_error_ci`` for a calibration_bound metric."""
+    return _CALIBRATION_BOUND[lookup(name).family.key]
+
+
+def resolve_family_key(word: str) -> str | None:
+    """A family key from a key, an alias (``auroc``) or None when ``word`` names no family."""
+    word = FAMILY_ALIASES.get(word, word)
+    return word if word in _BY_KEY else None
+
+
+def noninferiority_margin(name: str, margins: Mapping[str, float] | None = None) -> float | None:
+    """The margin for metric ``name``: ``margins`` by exact name, then by family key, then the default."""
+    margins = margins or {}
+    if name in margins:
+        return float(margins[name])
+    ref = find(name)
+    if ref is None:
+        return None
+    key = ref.family.key
+    if key in margins:
+        return float(margins[key])
+    return NONINFERIORITY_MARGINS.get(key)

@@ -1,8 +1,10 @@
 """Reports from result JSON alone (no torch import anywhere in this package).
 
-``build_comparison`` pairs every model with the reference on the same examples (CIs, paired tests,
-Holm); the renderers turn that Comparison into markdown, HTML, LaTeX, CSV and terminal text, and
-``write_report`` writes them with the plots as one folder, atomically.
+``build_comparison`` pairs every model with the reference on the same examples and returns the typed
+``Comparison`` (``report.model``); ``report.table`` turns it into one table view that the per-format
+emitters (``to_md``, ``to_html``, ``to_tex``, ``to_csv``, ``to_text``) lay out; ``write_report`` writes
+them with the plots as one folder, atomically. pandas and matplotlib are imported only where a figure is
+drawn, so importing this package stays light.
 """
 
 from evalsuite.report.compare import (
@@ -12,6 +14,7 @@ from evalsuite.report.compare import (
     build_group_comparison,
     check_comparable,
 )
+from evalsuite.report.model import Comparison, Delta, MetricRow, Replaces, Value, Verdict
 from evalsuite.report.plots import make_plots, save_plots
 from evalsuite.report.render import render_csv, render_html, render_latex, render_markdown, render_terminal
 from evalsuite.report.summary import format_result
@@ -19,7 +22,13 @@ from evalsuite.report.write import load_comparison, write_report
 
 __all__ = [
     "CompareSettings",
+    "Comparison",
+    "Delta",
+    "MetricRow",
     "ModelEntry",
+    "Replaces",
+    "Value",
+    "Verdict",
     "build_comparison",
     "build_group_comparison",
     "check_comparable",

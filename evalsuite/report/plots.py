@@ -9,20 +9,47 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from evalsuite.report.render import Comparison, ok_models
+from evalsuite.metrics import catalogue as K
+from evalsuite.report.model import Comparison as TypedComparison
+from evalsuite.report.model import to_json_dict
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn, never at import time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+# The comparison's JSON form (schema 2, or 1): plots read only models, metric values and the plot data.
+Comparison = dict[str, Any]
 
 PNG_DPI = 110
 _PNG_META: dict[str, Any] = {"Software": None}
 _PDF_META: dict[str, Any] = {"CreationDate": None, "Producer": None, "Creator": None}
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"]
+
+
+def ok_models(comp: Comparison) -> list[str]:
+    """Names of models whose evaluation succeeded, reference first."""
+    names = [m["name"] for m in comp.get("models", []) if m.get("status", "ok") == "ok"]
+    ref = comp.get("reference")
+    return ([ref] if ref in names else []) + [n for n in names if n != ref]
+
+
+def _json_form(comp: TypedComparison | Mapping[str, Any]) -> Comparison:
+    return to_json_dict(comp) if isinstance(comp, TypedComparison) else dict(comp)
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _colors(comp: Comparison) -> dict[str, str]:
@@ -31,8 +58,7 @@ def _colors(comp: Comparison) -> dict[str, str]:
 
 
 def _new_figure(nrows: int, ncols: int, panel: tuple[float, float] = (3.4, 3.0)) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure((panel[0] * ncols, panel[1] * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, [ax for row in axes for ax in row]
 
@@ -216,9 +242,9 @@ def robust_figure(comp: Comparison) -> Figure | None:
 def _primary_score(comp: Comparison, scores: list[str]) -> str:
     """The score of the first OOD metric in the table, so histograms match what the reader saw first."""
     for row in comp.get("metrics", []):
-        parts = str(row.get("name", "")).split("/")
-        if len(parts) == 4 and parts[0] == "ood" and parts[2] in scores:
-            return parts[2]
+        ref = K.find(str(row.get("name", "")))
+        if ref is not None and ref.group == "ood" and ref.params.get("score") in scores:
+            return ref.params["score"]
     return scores[0]
 
 
@@ -349,8 +375,7 @@ def layer_density_figure(comp: Comparison) -> Figure | None:
     layers = layer_order([models[n]["layer_density"] for n in names])
     index = {name: i for i, name in enumerate(layers)}
     colors = _colors(comp)
-    fig = Figure(figsize=(min(max(6.0, 0.28 * len(layers) + 2), 16), 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure((min(max(6.0, 0.28 * len(layers) + 2), 16), 4.2))
     ax = fig.add_subplot()
     for n in names:
         pts = sorted(
@@ -381,9 +406,10 @@ _BUILDERS = {
 }
 
 
-def make_plots(comp: Comparison) -> dict[str, Figure]:
+def make_plots(comp: TypedComparison | Mapping[str, Any]) -> dict[str, Figure]:
     """Every figure the comparison has data for, by name (reliability, robust, ood_roc, ood_hist,
     layer_density)."""
+    comp = _json_form(comp)
     figs = {}
     for name, build in _BUILDERS.items():
         fig = build(comp)
@@ -400,14 +426,16 @@ def figure_bytes(fig: Figure, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def plot_files(comp: Comparison, formats: tuple[str, ...] = ("png", "pdf")) -> dict[str, bytes]:
+def plot_files(
+    comp: TypedComparison | Mapping[str, Any], formats: tuple[str, ...] = ("png", "pdf")
+) -> dict[str, bytes]:
     """``{"reliability.png": b"...", ...}`` for every figure and format."""
     return {
         f"{name}.{fmt}": figure_bytes(fig, fmt) for name, fig in make_plots(comp).items() for fmt in formats
     }
 
 
-def save_plots(comp: Comparison, folder: str | Path) -> list[Path]:
+def save_plots(comp: TypedComparison | Mapping[str, Any], folder: str | Path) -> list[Path]:
     """Write every figure as PNG and PDF into ``folder`` (created if missing); return the paths."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from evalsuite.core.results import EvalResult, metric_group
+from evalsuite.core.results import EvalResult, format_normalization
+from evalsuite.metrics import catalogue as K
 
 _GROUP_TITLES = {
     "clean": "clean",
@@ -18,30 +17,9 @@ _GROUP_TITLES = {
 def _fmt(value: float | int | None, name: str) -> str:
     if value is None:
         return "n/a"
-    if name.startswith("sparsity/") and name.split("/")[-1] in (
-        "params",
-        "nonzero_params",
-        "macs_dense",
-        "macs_sparse",
-        "masked_nonzero",
-    ):
+    if K.kind_of(name) == "count":
         return f"{int(value):,}"
     return f"{value:.4f}"
-
-
-def format_normalization(record: dict[str, Any] | None) -> str:
-    """'dataset:cifar10 standard statistics (mean 0.4914,0.4822,0.4465; std 0.247,0.2435,0.2616)'."""
-    if not record:
-        return "not recorded"
-    source = str(record.get("source") or "unknown")
-    mean, std = record.get("mean"), record.get("std")
-    if mean is None or std is None:
-        return source
-
-    def nums(values: list[float]) -> str:
-        return ",".join(f"{float(v):.4g}" for v in values)
-
-    return f"{source} (mean {nums(mean)}; std {nums(std)})"
 
 
 def format_result(result: EvalResult) -> str:
@@ -58,8 +36,8 @@ def format_result(result: EvalResult) -> str:
     lines.extend(f"WARNING: {w}" for w in warnings)
     groups: dict[str, list[str]] = {}
     for name in result.metrics:
-        groups.setdefault(metric_group(name), []).append(name)
-    for group in ("clean", "calibration", "ood", "robust", "sparsity"):
+        groups.setdefault(K.group_of(name), []).append(name)
+    for group in K.GROUP_ORDER:
         names = groups.get(group)
         if not names:
             continue
@@ -67,7 +45,8 @@ def format_result(result: EvalResult) -> str:
         lines.append(_GROUP_TITLES[group])
         width = max(len(n) for n in names)
         for name in names:
-            arrow = "↑" if result.higher_is_better(name) else "↓"
+            hib = (result.metric_info.get(name) or {}).get("higher_is_better")
+            arrow = "↑" if (K.higher_is_better(name) if hib is None else hib) else "↓"
             lines.append(f"  {name:<{width}}  {arrow}  {_fmt(result.metrics[name], name):>12}")
     flags = result.sanity.get("robust_flags") or []
     checks = {k: v for k, v in result.sanity.items() if isinstance(v, bool)}

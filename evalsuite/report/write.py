@@ -27,13 +27,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evalsuite.core.errors import DataError, UsageError
+from evalsuite.core.errors import UsageError
 from evalsuite.core.io import json_safe, read_json
+from evalsuite.report import to_csv, to_html, to_md, to_tex
+from evalsuite.report.model import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    Comparison,
+    as_comparison,
+    from_json_dict,
+    to_json_dict,
+)
 from evalsuite.report.plots import plot_files
-from evalsuite.report.render import Comparison, render_csv, render_html, render_latex, render_markdown
+from evalsuite.report.table import build_view
 
-SCHEMA = "evalsuite-comparison"
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "check_comparison", "load_comparison", "write_report"]
 REPORT_FILES = ("report.md", "report.html", "tables.tex", "metrics.csv", "comparison.json")
 MARKER = ".evalsuite-report"
 MARKER_SCHEMA = "evalsuite-report-files"
@@ -41,30 +49,23 @@ _PLOT_SUFFIXES = (".png", ".pdf")
 
 
 def check_comparison(d: Any, where: str = "comparison") -> Comparison:
-    """Raise DataError unless ``d`` is a Comparison this version can read."""
-    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
-        schema = d.get("schema") if isinstance(d, dict) else type(d).__name__
-        raise DataError(f"{where}: not an evalsuite comparison (schema {schema!r})")
-    if d.get("schema_version") != SCHEMA_VERSION:
-        raise DataError(
-            f"{where}: comparison schema version {d.get('schema_version')!r}, "
-            f"this evalsuite reads {SCHEMA_VERSION}"
-        )
-    if not isinstance(d.get("models"), list) or not isinstance(d.get("metrics"), list):
-        raise DataError(f"{where}: comparison lacks its 'models' or 'metrics' list")
-    return d
+    """The typed Comparison of ``d`` (a Comparison, or its JSON form of schema version 1 or 2); DataError
+    for anything else."""
+    return d if isinstance(d, Comparison) else from_json_dict(d, where)
 
 
 def load_comparison(path: str | os.PathLike[str]) -> Comparison:
-    """Read ``comparison.json`` (or a report folder holding one) and check its schema and version."""
+    """Read ``comparison.json`` (or a report folder holding one), schema version 2 or 1."""
     p = Path(path)
     if p.is_dir():
         p = p / "comparison.json"
     return check_comparison(read_json(p), str(p))
 
 
-def comparison_json(comp: Comparison) -> str:
-    return json.dumps(json_safe(comp), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+def comparison_json(comp: Comparison | dict[str, Any]) -> str:
+    """The comparison as schema version 2 JSON."""
+    d = to_json_dict(as_comparison(comp))
+    return json.dumps(json_safe(d), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -88,6 +89,7 @@ def build_report(comp: Comparison, folder: Path) -> None:
     """Write every report file into an existing, empty ``folder``."""
     text = comparison_json(comp)
     clean = json.loads(text)  # renderers see exactly what comparison.json holds (NaN already None)
+    view = build_view(from_json_dict(clean))
     plots = folder / "plots"
     plots.mkdir()
     images = {}
@@ -95,10 +97,10 @@ def build_report(comp: Comparison, folder: Path) -> None:
         _write(plots / fname, data)
         if fname.endswith(".png"):
             images[fname.removesuffix(".png")] = data
-    _write(folder / "report.md", render_markdown(clean).encode("utf-8"))
-    _write(folder / "report.html", render_html(clean, images).encode("utf-8"))
-    _write(folder / "tables.tex", render_latex(clean).encode("utf-8"))
-    _write(folder / "metrics.csv", render_csv(clean).encode("utf-8"))
+    _write(folder / "report.md", to_md.emit(view).encode("utf-8"))
+    _write(folder / "report.html", to_html.emit(view, images).encode("utf-8"))
+    _write(folder / "tables.tex", to_tex.emit(view).encode("utf-8"))
+    _write(folder / "metrics.csv", to_csv.emit(view).encode("utf-8"))
     _write(folder / "comparison.json", text.encode("utf-8"))
     written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     marker = {"schema": MARKER_SCHEMA, "files": written}
@@ -250,7 +252,7 @@ def check_report_target(
 
 
 def write_report(
-    comp: Comparison,
+    comp: Comparison | dict[str, Any],
     out_dir: str | os.PathLike[str],
     force: bool = False,
     inputs: Sequence[str | os.PathLike[str]] = (),
@@ -261,7 +263,7 @@ def write_report(
     even then only an earlier report holding nothing but its own files is replaced; a folder holding one
     of ``inputs`` (the comparison's result files) is refused.
     """
-    check_comparison(comp)
+    comp = check_comparison(comp)
     out = check_report_target(out_dir, inputs, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_leftovers(out)

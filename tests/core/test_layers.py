@@ -59,10 +59,10 @@ def test_version_lives_in_core_and_nothing_imports_the_package_root():
             assert "evalsuite" not in _imports(path), path
 
 
-def test_no_name_parsing_helpers_outside_report():
-    # core.results.metric_direction / metric_group remain only while evalsuite.report still imports them
+def test_no_name_parsing_helpers_left():
+    # what a metric is comes from evalsuite.metrics.catalogue; the old name-parsing helpers are gone
     for path in PKG.rglob("*.py"):
-        if "report" in path.relative_to(PKG).parts or path == PKG / "core" / "results.py":
-            continue
         text = path.read_text(encoding="utf-8")
         assert "metric_direction" not in text and "metric_group" not in text, path
+        for prefix in ("robust/", "ood/", "sparsity/"):
+            assert f'startswith("{prefix}")' not in text, (path, prefix)

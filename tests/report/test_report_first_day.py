@@ -19,15 +19,10 @@ from evalsuite.report.compare import (
     build_group_comparison,
     value_table,
 )
-from evalsuite.report.render import (
-    TEX_MAX_COLUMNS,
-    render_html,
-    render_latex,
-    render_markdown,
-    render_terminal,
-    tex_layout,
-)
-from evalsuite.report.write import write_report
+from evalsuite.report.model import Verdict
+from evalsuite.report.render import render_html, render_latex, render_markdown, render_terminal
+from evalsuite.report.to_tex import TEX_MAX_COLUMNS
+from evalsuite.report.write import comparison_json, write_report
 
 WARNING = (
     "clean accuracy 0.1000 is near chance (1/10 classes): the usual cause is wrong input normalization "
@@ -97,9 +92,9 @@ def test_seed_group_warnings_name_the_member():
         ],
     }
     comp = build_group_comparison(groups, settings=FAST)
-    erk = next(m for m in comp["models"] if m["name"] == "erk")
-    assert erk["warnings"] == [f"e1: {WARNING}"]
-    assert f"e1: {WARNING}" in render_markdown(json.loads(json.dumps(comp)))
+    erk = next(m for m in comp.models if m.name == "erk")
+    assert erk.warnings == (f"e1: {WARNING}",)
+    assert f"e1: {WARNING}" in render_markdown(json.loads(comparison_json(comp)))
 
 
 def test_rate_cis_stay_in_unit_interval():
@@ -113,11 +108,11 @@ def test_rate_cis_stay_in_unit_interval():
         "b": [_entry("b0", np.ones(10, dtype=bool), seed=0), _entry("b1", np.arange(10) > 1, seed=1)],
     }
     comp = build_group_comparison(groups, settings=FAST)
-    row = next(r for r in comp["metrics"] if r["name"] == "accuracy")
-    for v in row["values"].values():
-        assert 0.0 <= v["ci_low"] <= v["value"] <= v["ci_high"] <= 1.0
-        assert "clipped to [0, 1]" in v["ci_method"]
-    md = render_markdown(json.loads(json.dumps(comp)))
+    for v in comp.row("accuracy").values.values():
+        assert v.ci_low is not None and v.value is not None and v.ci_high is not None
+        assert 0.0 <= v.ci_low <= v.value <= v.ci_high <= 1.0
+        assert "clipped to [0, 1]" in str(v.ci_method)
+    md = render_markdown(comp)
     assert not re.search(r"1\.0\d*[1-9]", md.split("## Across seeds")[0].split("## Clean")[1])
 
 
@@ -129,13 +124,17 @@ def test_zero_variance_group_verdict_is_not_blank():
         "copy": [_entry(f"c{s}", same, seed=s) for s in range(3)],
         "erk": [_entry(f"e{s}", better, seed=s) for s in range(3)],
     }
-    comp = json.loads(json.dumps(build_group_comparison(groups, settings=FAST)))
-    row = next(r for r in comp["metrics"] if r["name"] == "accuracy")
-    assert row["deltas"]["copy"]["verdict"] == "identical across seeds (zero variance)"
-    assert row["deltas"]["erk"]["verdict"].startswith("not tested (zero variance across seeds; higher")
+    typed = build_group_comparison(groups, settings=FAST)
+    row = typed.row("accuracy")
+    assert row.deltas["copy"].verdict is Verdict.SAME
+    assert row.deltas["copy"].note == "identical on every seed (zero variance)"
+    assert row.deltas["erk"].verdict is Verdict.NOT_TESTED
+    assert row.deltas["erk"].note == "zero variance across seeds; higher on every seed"
+    comp = json.loads(comparison_json(typed))
     md = render_markdown(comp)
     line = next(x for x in md.splitlines() if x.startswith("| `accuracy`"))
-    assert "= identical" in line and "not tested (zero variance across seeds; higher on every seed)" in line
+    assert "n.s.; identical on every seed" in line
+    assert "not tested (zero variance across seeds; higher on every seed)" in line
     assert "identical" in render_terminal(comp) and "not tested" in render_terminal(comp)
     assert "not tested" in render_latex(comp) and "not tested (zero variance" in render_html(comp, {})
 
@@ -168,16 +167,17 @@ def test_every_table_says_what_plus_minus_means(comparison, make_comparison):
     md = render_markdown(comparison)
     legend = "± = half-width of the 95% CI"
     tables = re.findall(r"((?:^\|.*\|\n)+)\n(.*)\n", md, flags=re.M)
-    assert len(tables) == 6
+    assert len(tables) == 7  # models, clean, calibration, svhn (msp), svhn's other scores, robust, sparsity
     # Every table with intervals says what they mean; the models and sparsity tables have none.
-    for _block, after in tables[1:5]:
+    for _block, after in tables[1:6]:
         assert legend in after, after
-    assert legend not in tables[5][1]
+    assert legend not in tables[6][1]
     page = render_html(comparison, {})
-    assert page.count('<p class="legend">') == 4 and legend in page
+    assert page.count('<p class="legend">') == 5 and legend in page
     tex = render_latex(comparison)
-    n_tables = tex.count(r"\begin{tabular}") - 1  # less the sparsity table
-    assert tex.count(r"\ensuremath{\pm} = half-width of the 95\% CI") == 1 + n_tables  # header + captions
+    captions = re.findall(r"\\caption\{(.*)\}", tex)
+    with_ci = [c for c in captions if not c.startswith("Sparsity")]
+    assert tex.count(r"\ensuremath{\pm} = half-width of the 95\% CI") == len(with_ci) > 0
     seed = make_comparison(seed_groups=True)
     md = render_markdown(seed)
     assert "± = half-width of the 95% CI of the mean (t over seeds" in md
@@ -224,7 +224,5 @@ def test_latex_with_many_models_stays_within_the_page(comparison):
     # Nothing lost: every model's ECE value and every compared model's Δ header is there.
     for name in ["dense", "erk-0.1", "uniform-0.2", *(f"extra-{i}" for i in range(5))]:
         assert name.replace("_", r"\_") in tex
-    assert tex.count(r"vs dense}") == 7 * 4  # 7 compared models x 4 tested groups
+    assert tex.count(r"\ensuremath{-} dense}") == 7 * 4  # 7 compared models x 4 tested tables
     assert "part 1 of" in tex
-    # Two models keep the single combined table.
-    assert tex_layout(["a", "b"], ["b"]) == [(["a", "b"], ["b"])]

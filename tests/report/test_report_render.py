@@ -13,17 +13,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from evalsuite.report.render import (
-    best_models,
-    fmt_value_ci,
-    render_csv,
-    render_html,
-    render_latex,
-    render_markdown,
-    render_terminal,
-    tex_escape,
-    verdict_kind,
-)
+from evalsuite.report.model import Value, Verdict, as_comparison
+from evalsuite.report.render import render_csv, render_html, render_latex, render_markdown, render_terminal
+from evalsuite.report.table import best_models, fmt_value_ci
+from evalsuite.report.to_tex import tex_escape
 
 
 def _png() -> bytes:
@@ -52,7 +45,7 @@ def test_markdown_has_every_metric_verdict_and_failure(comparison):
     for group in (
         "## Clean",
         "## Calibration",
-        "## OOD detection",
+        "## OOD detection: svhn (msp score)",
         "## Adversarial robustness",
         "## Sparsity",
     ):
@@ -74,7 +67,7 @@ def test_markdown_has_every_metric_verdict_and_failure(comparison):
 def test_markdown_tables_are_well_formed(comparison):
     md = render_markdown(comparison)
     blocks = re.findall(r"((?:^\|.*\|\n)+)", md, flags=re.M)
-    assert len(blocks) == 6  # models + five groups
+    assert len(blocks) == 7  # models + five groups, OOD with its folded other scores
     for block in blocks:
         counts = {len(re.findall(r"(?<!\\)\|", line)) for line in block.splitlines()}
         assert len(counts) == 1, block
@@ -99,43 +92,44 @@ def test_seed_groups_section(make_comparison):
 # ---------------------------------------------------------------- verdicts and formatting
 
 
-@pytest.mark.parametrize(
-    ("delta", "higher", "kind"),
-    [
-        ({"delta": -0.01, "p_holm": 0.001, "verdict": "worse"}, True, "worse"),
-        ({"delta": -0.01, "p_holm": 0.001, "verdict": "better"}, False, "better"),
-        ({"delta": -0.01, "p_holm": 0.5, "verdict": "no significant difference"}, True, "same"),
-        ({"delta": -0.01, "p_holm": 0.001}, False, "better"),  # no text: numbers decide
-        ({"delta": 0.02, "p_holm": 0.2, "p_value": 0.01}, True, "same"),  # adjusted p wins
-        ({"delta": 0.02, "p_value": None, "verdict": "n/a"}, True, "none"),
-        (None, True, "none"),
-    ],
-)
-def test_verdict_kind(delta, higher, kind):
-    assert verdict_kind(delta, higher, 0.05) == kind
+def test_verdict_never_read_from_text(make_comparison):
+    """A version 1 file's verdict text is ignored: the numbers (adjusted p, sign, direction) decide."""
+    comp = make_comparison()
+    ece = next(r for r in comp["metrics"] if r["name"] == "ece")
+    ece["deltas"]["erk-0.1"]["verdict"] = "worse"  # p_holm 0.004, delta < 0, lower is better: better
+    acc = comp["metrics"][0]
+    acc["deltas"]["erk-0.1"]["verdict"] = "better"  # p_holm 0.6: no significant difference
+    typed = as_comparison(comp)
+    assert typed.row("ece").deltas["erk-0.1"].verdict is Verdict.BETTER
+    assert typed.row("accuracy").deltas["erk-0.1"].verdict is Verdict.SAME
+    assert typed.row("accuracy").deltas["uniform-0.2"].verdict is Verdict.WORSE
+    md = render_markdown(comp)
+    assert "▲ better" in next(x for x in md.splitlines() if x.startswith("| `ece`"))
+    # and the emitters never parse it either: a verdict enum renders as its words, whatever the note says
+    from evalsuite.report.model import replace
+
+    row = typed.row("ece")
+    odd = replace(row.deltas["erk-0.1"], note="worse than before")
+    assert "better" in render_markdown(replace(typed, metrics=(replace(row, deltas={"erk-0.1": odd}),)))
 
 
 def test_value_ci_symmetric_and_not():
-    assert fmt_value_ci({"value": 0.5, "ci_low": 0.49, "ci_high": 0.51}) == ("0.5000", "± 0.0100")
+    assert fmt_value_ci(Value(0.5, 0.49, 0.51)) == ("0.5000", "± 0.0100")
     # Wilson near 1 is lopsided: show both bounds, never a misleading ±.
-    assert fmt_value_ci({"value": 0.999, "ci_low": 0.994, "ci_high": 0.9998}) == (
-        "0.9990",
-        "[0.9940, 0.9998]",
-    )
-    assert fmt_value_ci({"value": None}) == ("n/a", "")
-    assert fmt_value_ci({"value": 0.3, "ci_low": None, "ci_high": None}) == ("0.3000", "")
+    assert fmt_value_ci(Value(0.999, 0.994, 0.9998)) == ("0.9990", "[0.9940, 0.9998]")
+    assert fmt_value_ci(Value(None)) == ("n/a", "")
+    assert fmt_value_ci(Value(0.3)) == ("0.3000", "")
 
 
 def test_best_respects_direction_and_ok_models(comparison):
-    rows = {r["name"]: r for r in comparison["metrics"]}
+    comparison["metrics"][0]["values"]["broken"] = {"value": 0.99}
+    comp = as_comparison(comparison)
     ok = ["dense", "erk-0.1", "uniform-0.2"]
-    assert best_models(rows["ece"], ok) == {"erk-0.1"}
-    assert best_models(rows["accuracy"], ok) == {"dense"}
-    assert best_models(rows["ood/svhn/energy/fpr95"], ok) == {"dense"}
-    assert best_models(rows["sparsity/density"], ok) == set()
+    assert best_models(comp.row("ece"), ok) == {"erk-0.1"}
+    assert best_models(comp.row("ood/svhn/energy/fpr95"), ok) == {"dense"}
+    assert best_models(comp.row("sparsity/density"), ok) == set()
     # A value from a model not in the ok list never wins.
-    rows["accuracy"]["values"]["broken"] = {"value": 0.99}
-    assert best_models(rows["accuracy"], ok) == {"dense"}
+    assert best_models(comp.row("accuracy"), ok) == {"dense"}
 
 
 # ---------------------------------------------------------------- LaTeX
@@ -178,11 +172,11 @@ def test_latex_structure_and_best(comparison):
     # Three models: each tested group splits into a value table and a difference table; sparsity has one.
     assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == tex.count(r"\begin{tabular}") == 9
     assert tex.count(r"\midrule") == 9
-    assert r"ece $\downarrow$" in tex and r"accuracy $\uparrow$" in tex
+    assert r"ece \ensuremath{\downarrow}" in tex and r"accuracy \ensuremath{\uparrow}" in tex
     values_line, delta_line = [line for line in tex.splitlines() if line.startswith("ece ")]
     cells = values_line.split(" & ")
-    assert cells[2].startswith(r"\textbf{0.0240}") and r"\textbf" not in cells[1] + cells[3]
-    assert r"$-0.0070\,[-0.0130, -0.0010]$" in delta_line
+    assert cells[3].startswith(r"\textbf{0.0240}") and r"\textbf" not in cells[2] + cells[4]
+    assert "-0.0070 [-0.0130, -0.0010]" in delta_line
     assert "robust/pgd\\_linf/8\\_255/accuracy" in tex
     assert "% FAILED model broken" in tex
 
@@ -241,7 +235,7 @@ def test_csv_long_format(comparison):
         "delta_ci_high",
     ):
         assert col in df.columns
-    for col in ("p_value", "p_holm", "verdict"):
+    for col in ("p_value", "p_adjusted", "family", "correction", "verdict"):
         assert col in df.columns
     assert len(df) == len(comparison["metrics"]) * 3
     assert set(df["model"]) == {"dense", "erk-0.1", "uniform-0.2"}  # failed model has no rows
@@ -250,8 +244,8 @@ def test_csv_long_format(comparison):
     row = df[(df["model"] == "erk-0.1") & (df["metric"] == "ece")].iloc[0]
     assert row["value"] == pytest.approx(0.024)
     assert row["delta"] == pytest.approx(-0.007)
-    assert row["p_holm"] == pytest.approx(0.004)
-    assert row["verdict"] == "better"
+    assert row["p_adjusted"] == pytest.approx(0.004)
+    assert row["verdict"] == Verdict.BETTER.value
     acc = df[(df["model"] == "dense") & (df["metric"] == "accuracy")].iloc[0]
     assert acc["n"] == 10000
     sp = df[df["metric"] == "sparsity/density"]
@@ -272,7 +266,9 @@ def test_csv_full_precision_and_escaping(make_comparison):
 def test_terminal_aligned_with_verdicts(comparison):
     txt = render_terminal(comparison)
     for name in _metric_names(comparison):
-        assert name in txt
+        # the OOD set's other scores are folded: counted, not listed
+        assert name in txt or "/energy/" in name
+    assert "(2 more rows, other scores: energy: see report.md)" in txt
     assert "WORSE" in txt and "better" in txt and "n.s." in txt and "FAILED broken" in txt
     lines = txt.splitlines()
     ece = next(line for line in lines if line.strip().startswith("ece"))
@@ -332,7 +328,7 @@ def test_html_self_contained(comparison):
             im.verify()
     for name in _metric_names(comparison):
         assert name in page
-    assert page.count("<table>") == 6
+    assert page.count("<table>") == 7
     assert 'class="v-worse"' in page and "v-better" in page
     assert 'id="failed"' in page and "CheckpointError" in page
     assert "Content-Security-Policy" in page

@@ -14,6 +14,7 @@ import pytest
 
 from evalsuite.core.errors import DataError, UsageError
 from evalsuite.report import write as W
+from evalsuite.report.model import as_comparison
 from evalsuite.report.write import load_comparison, write_report
 
 FILES = {"report.md", "report.html", "tables.tex", "metrics.csv", "comparison.json", "plots"}
@@ -34,8 +35,8 @@ def _leftovers(parent: Path, name: str) -> list[str]:
 def test_full_report(report_dir, comparison):
     assert {p.name for p in report_dir.iterdir()} == FILES | {".evalsuite-report"}
     assert _leftovers(report_dir.parent, report_dir.name) == []
-    assert load_comparison(report_dir / "comparison.json") == json.loads(json.dumps(comparison))
-    assert load_comparison(report_dir)["reference"] == "dense"  # a folder works too
+    assert load_comparison(report_dir / "comparison.json") == as_comparison(comparison)
+    assert load_comparison(report_dir).reference == "dense"  # a folder works too
     df = pd.read_csv(report_dir / "metrics.csv")
     assert len(df) == 3 * len(comparison["metrics"])
     md = (report_dir / "report.md").read_text(encoding="utf-8")
@@ -75,7 +76,7 @@ def test_force_replaces(fast_plots, comparison, tmp_path, monkeypatch, exchange)
     write_report(comparison, out, force=True)
     assert {p.name for p in out.iterdir()} == FILES | {".evalsuite-report"}
     assert {p.name for p in (out / "plots").iterdir()} == {"robust.png"}  # the old report's plot is gone
-    assert load_comparison(out)["settings"]["alpha"] == 0.01
+    assert load_comparison(out).settings.alpha == 0.01
     assert _leftovers(tmp_path, "rep") == []
 
 
@@ -89,7 +90,7 @@ def test_failure_keeps_old_report(fast_plots, comparison, tmp_path, monkeypatch,
         raise RuntimeError("disk full")
 
     if stage == "render":
-        monkeypatch.setattr(W, "render_latex", boom)  # after plots and some files are written
+        monkeypatch.setattr(W.to_tex, "emit", boom)  # after plots and some files are written
     else:
         monkeypatch.setattr(W, "_exchange", lambda a, b: False)
         real_rename = W.os.rename
@@ -111,7 +112,7 @@ def test_failure_keeps_old_report(fast_plots, comparison, tmp_path, monkeypatch,
 
 
 def test_failure_on_new_folder_leaves_nothing(fast_plots, comparison, tmp_path, monkeypatch):
-    monkeypatch.setattr(W, "render_html", lambda *a: 1 / 0)
+    monkeypatch.setattr(W.to_html, "emit", lambda *a: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         write_report(comparison, tmp_path / "new")
     assert list(tmp_path.iterdir()) == []
@@ -141,8 +142,8 @@ def test_nan_becomes_null(fast_plots, comparison, tmp_path):
     text = (out / "comparison.json").read_text(encoding="utf-8")
     assert "NaN" not in text and "Infinity" not in text
     back = load_comparison(out)
-    assert back["metrics"][0]["values"]["dense"]["ci_low"] is None
-    assert back["metrics"][0]["values"]["erk-0.1"]["value"] == 0.5
+    assert back.metrics[0].values["dense"].ci_low is None
+    assert back.metrics[0].values["erk-0.1"].value == 0.5
     assert pd.read_csv(io.StringIO((out / "metrics.csv").read_text())).shape[0] > 0
 
 
@@ -155,8 +156,11 @@ def test_load_comparison_checks_schema(tmp_path, comparison):
     (tmp_path / "result.json").write_text(json.dumps({"schema": "evalsuite-result", "schema_version": 1}))
     with pytest.raises(DataError, match="not an evalsuite comparison"):
         load_comparison(tmp_path / "result.json")
-    (tmp_path / "v2.json").write_text(json.dumps({**comparison, "schema_version": 2}))
-    with pytest.raises(DataError, match="schema version 2"):
+    (tmp_path / "v3.json").write_text(json.dumps({**comparison, "schema_version": 3}))
+    with pytest.raises(DataError, match="schema version 3, this evalsuite reads 1 and 2"):
+        load_comparison(tmp_path / "v3.json")
+    (tmp_path / "v2.json").write_text(json.dumps({**comparison, "schema_version": 2}))  # v1 body
+    with pytest.raises(DataError, match="malformed comparison"):
         load_comparison(tmp_path / "v2.json")
     (tmp_path / "list.json").write_text("[]")
     with pytest.raises(DataError):
@@ -173,8 +177,9 @@ def test_report_from_json_alone_without_torch_or_pyplot(report_dir, tmp_path):
         "from evalsuite.report.write import load_comparison, write_report\n"
         f"comp = load_comparison({str(report_dir)!r})\n"
         # One figure is enough to prove matplotlib works without pyplot; all five take seconds.
-        "comp['plots'] = {'robust': comp['plots']['robust']}\n"
-        "for m in comp['models']: m.pop('layer_density', None)\n"
+        "from evalsuite.report.model import replace\n"
+        "models = tuple(replace(m, layer_density=()) for m in comp.models)\n"
+        "comp = replace(comp, plots={'robust': comp.plots['robust']}, models=models)\n"
         f"write_report(comp, {str(tmp_path / 'again')!r})\n"
         "assert 'torch' not in sys.modules, 'report imported torch'\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'report imported pyplot'\n"
