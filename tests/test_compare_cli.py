@@ -199,3 +199,17 @@ def test_compare_usage_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r").exists()
+
+
+def test_readme_excerpt_matches_the_example_report():
+    """Every row of README's excerpt stands verbatim in the committed example report."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    report = (repo / "reports" / "example-digits" / "report.md").read_text(encoding="utf-8")
+    excerpt = readme[readme.index("An excerpt of that report") : readme.index("## Does the pruned net")]
+    rows = [ln for ln in excerpt.splitlines() if ln.startswith(("| `", "- "))]
+    assert len(rows) >= 8
+    for row in rows:
+        assert row in report, row
