@@ -241,13 +241,13 @@ def naive_child(result_json: str, model: str, data: str, ood: list[str]) -> None
     arrays = np.load(Path(result_json).with_suffix(".npz"))
     d = np.load(data)
     idx = arrays["id/index"]
-    x = torch.from_numpy(d["x"][idx]).permute(0, 3, 1, 2).float() / 255
+    x = (torch.from_numpy(d["x"][idx]).permute(0, 3, 1, 2).float() / 255).contiguous()
     y = torch.from_numpy(d["y"][idx]).long()
     x_ood = {}
     for spec in ood:
         name, path = spec.split("=", 1)
         o = np.load(path)["x"][arrays[f"ood/{name}/index"]]
-        x_ood[name] = torch.from_numpy(o).permute(0, 3, 1, 2).float() / 255
+        x_ood[name] = (torch.from_numpy(o).permute(0, 3, 1, 2).float() / 255).contiguous()
     net = load_resnet20(model)
     from evalsuite.battery.config import BatteryConfig
 
