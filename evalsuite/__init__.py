@@ -62,8 +62,8 @@ def compare(
     config: BatteryConfig | None = None,
     options: EvalOptions | None = None,
 ) -> Comparison:
-    """Models (or seed groups) against a reference -> the typed Comparison; see ``evalsuite.report.api``."""
-    from evalsuite.report.api import compare as _compare
+    """Models (or seed groups) vs a reference -> the typed Comparison; see ``evalsuite.battery.compare``."""
+    from evalsuite.battery.compare import compare as _compare
 
     return _compare(
         models,

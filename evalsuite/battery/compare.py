@@ -1,4 +1,8 @@
-"""``evalsuite.compare``: the library entry behind ``evalsuite compare``."""
+"""``evalsuite.compare``: the library entry behind ``evalsuite compare``.
+
+It lives in the battery layer because checkpoints among its inputs are evaluated first; the statistics and
+the records are ``evalsuite.report``'s, which never imports the battery (or torch).
+"""
 
 from __future__ import annotations
 
@@ -25,9 +29,10 @@ def _entries(
     paths = [str(x) for x in inputs if isinstance(x, str | os.PathLike)]
     collected: list[ModelEntry] = []
     if paths:
-        # Checkpoints go through the battery (imported here only: it needs torch); JSONs are read.
-        from evalsuite.battery import BatteryConfig, EvalOptions
+        # checkpoints go through the battery (imported here only: it needs torch); JSONs are read
         from evalsuite.battery.collect import collect_entries
+        from evalsuite.battery.config import BatteryConfig
+        from evalsuite.battery.options import EvalOptions
 
         collected = collect_entries(paths, config or BatteryConfig(), options or EvalOptions(), None, group)
     it = iter(collected)
