@@ -431,7 +431,7 @@ def merge_rule(name: str) -> Merge:
 
 def group_rank(name: str) -> int:
     g = group_of(name)
-    return GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER)  # type: ignore[arg-type]
+    return GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER)
 
 
 def sort_key(name: str) -> tuple[int, int, str]:

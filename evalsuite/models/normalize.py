@@ -11,6 +11,10 @@ from torch import nn
 class Normalize(nn.Module):
     """(x - mean) / std per channel; mean/std are buffers so they travel with the state_dict."""
 
+    # declared for the type checker: register_buffer makes them attributes at run time
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         if len(mean) != len(std):

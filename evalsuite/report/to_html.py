@@ -51,7 +51,7 @@ PLOT_TITLES = {
 }
 
 
-_CLASS = {
+_CLASS: dict[Verdict | Replaces | None, str] = {
     Verdict.BETTER: "v-better",
     Verdict.WORSE: "v-worse",
     Verdict.SAME: "v-same",
