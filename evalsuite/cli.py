@@ -871,7 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"evalsuite {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001  (one line for the user; --debug shows the traceback)
+    except Exception as e:  # broad on purpose: one line for the user; --debug shows the traceback
         if args.debug:
             raise
         from evalsuite.core.errors import EvalsuiteError

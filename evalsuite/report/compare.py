@@ -195,7 +195,7 @@ def metric_value(
         return Value(_f(value))
     how = ref.family.value_ci
     fn = ref.stat_fn(n_bins)
-    n = int(len(arr[0]))
+    n = len(arr[0])
     if how == "wilson":
         lo, hi = S.wilson_ci(int(np.sum(arr[0])), n, s.ci_level)
         return Value(_f(value), _f(lo), _f(hi), "wilson", n)
@@ -217,7 +217,7 @@ def metric_value(
         ids, oods = _split(ref, arr)
         lo, hi = S.bootstrap_ci_two_sample(fn, ids, oods, n_boot=s.n_boot, level=s.ci_level, seed=s.seed)
         lo, hi = _clip(lo, hi, ref.family.bounds)
-        return Value(_f(value), _f(lo), _f(hi), f"bootstrap2({s.n_boot})", n, n_ood=int(len(oods[0])))
+        return Value(_f(value), _f(lo), _f(hi), f"bootstrap2({s.n_boot})", n, n_ood=len(oods[0]))
     return Value(_f(value), n=n)
 
 

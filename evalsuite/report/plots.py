@@ -206,7 +206,7 @@ def robust_figure(comp: Comparison) -> Figure | None:
             # Points are [eps, acc] (older comparisons) or [eps, acc, ci_low, ci_high].
             pts = sorted(
                 (
-                    (float(p[0]), float(p[1]), *(list(p[2:4]) + [None, None])[:2])
+                    (float(p[0]), float(p[1]), *[*p[2:4], None, None][:2])
                     for p in (data[m].get(attack) or [])
                     if len(p) >= 2 and _finite(p[1])
                 ),

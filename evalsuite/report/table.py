@@ -502,7 +502,7 @@ def _seed_table(comp: Comparison) -> Table | None:
             sd = f" ± {fmt_num(st.std)}" if finite(st.std) else ""
             cells.append(Cell(f"{fmt_num(st.mean)}{sd} ({st.n})", num=True))
         body.append(tuple(cells))
-    cols = (Column(Cell("Metric")),) + tuple(Column(Cell(f"{g} mean ± sd (n)")) for g in names)
+    cols = (Column(Cell("Metric")), *tuple(Column(Cell(f"{g} mean ± sd (n)")) for g in names))
     return Table("seeds", "Across seeds", cols, tuple(body), legend=SEED_LEGEND)
 
 
