@@ -21,6 +21,7 @@ lint: $(BIN)/evalsuite
 	$(BIN)/ruff check evalsuite tests benchmarks
 	$(BIN)/ruff format --check evalsuite tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy evalsuite
 
 # report.html is checked in headless Chromium (Debian's package); in CI its absence is a failure
 chromium:

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 EPILOG_INIT = """examples:
   evalsuite init --arch resnet20 --dataset cifar10 --sparse-init erk --density 0.05 --seed 1 --out init.pt
@@ -245,8 +245,9 @@ def _battery_config(args: argparse.Namespace) -> Any:
     return BatteryConfig(
         checks=parse_list(args.checks),
         attacks=parse_list(args.attacks),
-        eps_linf=parse_list(args.eps),
-        eps_l2=parse_list(args.eps_l2),
+        # strings such as "8/255": __post_init__ turns them into the floats the fields are typed as
+        eps_linf=cast("tuple[float, ...]", parse_list(args.eps)),
+        eps_l2=cast("tuple[float, ...]", parse_list(args.eps_l2)),
         pgd_steps=args.pgd_steps,
         pgd_restarts=args.pgd_restarts,
         pgd_rel_stepsize=args.pgd_step_size,
@@ -681,11 +682,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    from evalsuite.core.registry import Registry
     from evalsuite.data import DATASETS
     from evalsuite.models import MODELS
     from evalsuite.sparsity import SCHEMES
 
-    tables = {"models": MODELS, "schemes": SCHEMES, "datasets": DATASETS}
+    tables: dict[str, Registry[Any]] = {"models": MODELS, "schemes": SCHEMES, "datasets": DATASETS}
     for extra in ("attacks", "ood-scores"):
         reg = _optional_registry(extra)
         if reg is not None:
@@ -869,7 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"evalsuite {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001  (one line for the user; --debug shows the traceback)
+    except Exception as e:  # broad on purpose: one line for the user; --debug shows the traceback
         if args.debug:
             raise
         from evalsuite.core.errors import EvalsuiteError

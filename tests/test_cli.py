@@ -120,7 +120,7 @@ def test_train_from_init_and_resume_flags(tmp_path, capsys):
 def test_bad_input_one_line(tmp_path, capsys, monkeypatch, argv, code, needle):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EVALSUITE_DATA", str(tmp_path / "data"))
-    got, out, err = run(capsys, *argv)
+    got, _out, err = run(capsys, *argv)
     assert got == code, err
     lines = [line for line in err.strip().splitlines() if line]
     assert len(lines) == 1, err
@@ -207,7 +207,7 @@ def test_eval_bad_input_one_line(tmp_path, capsys, monkeypatch, argv, code, need
 
     model, card, masks = init_model(InitSpec("digits"))
     save_checkpoint(tmp_path / "m.pt", model, card, masks)
-    got, out, err = run(capsys, *argv)
+    got, _out, err = run(capsys, *argv)
     assert got == code, err
     lines = [line for line in err.strip().splitlines() if line]
     assert len(lines) == 1, err

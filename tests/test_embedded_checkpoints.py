@@ -90,8 +90,8 @@ def test_two_trainings_on_this_machine_are_bit_identical(tmp_path, capsys):
     argv = [*_commands()[-1], "--epochs", "4"]
     for run in ("a", "b"):
         assert main(_with_out(argv, tmp_path / run / "m.pt")) == 0, capsys.readouterr().err
-    a_model, a_card, a_masks = load_checkpoint(tmp_path / "a" / "m.pt")
-    b_model, b_card, b_masks = load_checkpoint(tmp_path / "b" / "m.pt")
+    a_model, a_card, _a_masks = load_checkpoint(tmp_path / "a" / "m.pt")
+    b_model, b_card, _b_masks = load_checkpoint(tmp_path / "b" / "m.pt")
     a_sd, b_sd = a_model.state_dict(), b_model.state_dict()
     assert a_sd.keys() == b_sd.keys()
     for k in a_sd:

@@ -34,21 +34,21 @@ def _digits_npz(path: Path, shuffle_labels: bool) -> None:
 def test_same_relative_npz_path_in_two_folders_does_not_share_the_cache(tmp_path, monkeypatch):
     _digits_npz(tmp_path / "a" / "data" / "test.npz", shuffle_labels=False)
     _digits_npz(tmp_path / "b" / "data" / "test.npz", shuffle_labels=True)
-    opts = dict(cache_dir=tmp_path / "cache", data="npz:data/test.npz", ood=[])
+    opts = {"cache_dir": tmp_path / "cache", "data": "npz:data/test.npz", "ood": []}
     monkeypatch.chdir(tmp_path / "a")
     ra, aa = evaluate_with_arrays(DENSE, CLEAN, EvalOptions(**opts))
     monkeypatch.chdir(tmp_path / "b")
     rb, ab = evaluate_with_arrays(DENSE, CLEAN, EvalOptions(**opts))
     assert ra.metrics["accuracy"] > 0.9 > rb.metrics["accuracy"]
     # and compare refuses to pair them although the spec strings are equal
-    with pytest.raises(UsageError, match="files .* differ"):
+    with pytest.raises(UsageError, match=r"files .* differ"):
         build_comparison([ModelEntry("a", "a", ra, aa), ModelEntry("b", "b", rb, ab)])
 
 
 def test_cache_hit_reports_this_calls_name_and_source(tmp_path):
     copy = tmp_path / "my-dense-seed0.pt"
     copy.write_bytes(DENSE.read_bytes())
-    opts = dict(cache_dir=tmp_path / "cache", ood=[])
+    opts = {"cache_dir": tmp_path / "cache", "ood": []}
     evaluate(DENSE, CLEAN, EvalOptions(**opts, name="dense"))
     r = evaluate(copy, CLEAN, EvalOptions(**opts))
     assert r.model["name"] == "my-dense-seed0" and r.model["source"] == str(copy)
@@ -110,7 +110,7 @@ def test_resume_with_another_recipe_is_refused(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_training(job)
     again = TrainJob(InitSpec("digits"), {"epochs": 3, "lr": 0.5}, TrainOptions(out=out, resume=True))
-    with pytest.raises(CheckpointError, match="another recipe.*lr 0.05 -> 0.5"):
+    with pytest.raises(CheckpointError, match=r"another recipe.*lr 0\.05 -> 0\.5"):
         run_training(again)
 
 

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, STD, load_resnet20  # noqa: E402
+from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, STD, load_resnet20
 from torch import Tensor, nn
 
 
@@ -229,7 +229,7 @@ def time_processes(setup: Setup, n: int, repeat: int) -> tuple[float, float, lis
     t_a: list[float] = []
     t_b: list[float] = []
     for rep in range(repeat):
-        for cmd, times in ((cmd_a + ["--out", str(tmp / f"a{rep}.json")], t_a), (cmd_b, t_b)):
+        for cmd, times in (([*cmd_a, "--out", str(tmp / f"a{rep}.json")], t_a), (cmd_b, t_b)):
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             times.append(time.perf_counter() - t0)
@@ -283,16 +283,16 @@ def main() -> None:
 
     setup = make_setup(args.n, args.synthetic)
     cfg = BatteryConfig(limit=args.n)
-    opts = dict(
-        data=setup.data_spec,
-        ood=setup.ood_specs,
-        arch="resnet20",
-        arch_kwargs=ARCH_KWARGS,
-        mean=MEAN,
-        std=STD,
-        device="cpu",
-        cache=False,
-    )
+    opts = {
+        "data": setup.data_spec,
+        "ood": setup.ood_specs,
+        "arch": "resnet20",
+        "arch_kwargs": ARCH_KWARGS,
+        "mean": MEAN,
+        "std": STD,
+        "device": "cpu",
+        "cache": False,
+    }
     net = load_resnet20(setup.model_path)
     with torch.inference_mode():  # warm-up: thread pool, allocator, kernels
         for _ in range(3):

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, STD, load_resnet20  # noqa: E402
+from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, STD, load_resnet20
 
 
 def _label(n: int) -> str:

@@ -229,7 +229,7 @@ class MultiEpsFGSM(Attack):
         self.supported_mode = ["default"]
 
     def sign_grad(self, images: Tensor, labels: Tensor) -> Tensor:
-        """sign of d CE(mean) / d images at the clean point, [N, C, H, W]: torchattacks.FGSM's direction."""
+        """Sign of d CE(mean) / d images at the clean point, [N, C, H, W]: torchattacks.FGSM's direction."""
         images = images.clone().detach().to(self.device)
         labels = labels.clone().detach().to(self.device)
         images.requires_grad = True

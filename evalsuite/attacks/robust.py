@@ -9,6 +9,7 @@ counts the examples FGSM fooled at the same eps, so it is the worst case over ou
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -383,7 +384,7 @@ def sanity_flags(
                 flags[key].append(msg)
     for cells in by_attack.values():
         cells.sort(key=lambda o: o.eps)
-        for lo, hi in zip(cells, cells[1:], strict=False):
+        for lo, hi in itertools.pairwise(cells):
             if hi.accuracy > lo.accuracy:
                 flags[(hi.attack, hi.eps)].append(
                     f"accuracy rises with eps: {lo.accuracy:.4f} at {eps_label(lo.eps)} -> {hi.accuracy:.4f}"

@@ -75,7 +75,7 @@ def arch_source(arch: str | None) -> Path | None:
         return path if path.is_file() else None
     try:
         spec = importlib.util.find_spec(target)
-    except BaseException as e:  # noqa: BLE001  (a parent package failing to import: the loader reports it)
+    except BaseException as e:  # broad on purpose: a parent package failing to import: the loader reports it
         if isinstance(e, KeyboardInterrupt):
             raise
         return None
@@ -122,7 +122,7 @@ def lookup(directory: Path, key: str) -> tuple[EvalResult, Arrays] | None:
             raise ValueError("its checksum does not match: edited or damaged")
         result = EvalResult.load(result_path)
         arrays = load_arrays(result_path, result)
-    except Exception as e:  # noqa: BLE001  (any unusable entry is recomputed, never fatal)
+    except Exception as e:  # broad on purpose: any unusable entry is recomputed, never fatal
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         log.warning("cache entry %s is unusable (%s); recomputing", result_path, msg)
         return None

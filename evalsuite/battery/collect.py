@@ -77,7 +77,7 @@ def _collect_one(
             result, arrays = evaluate_with_arrays(src, config, options, name=None)
     except KeyboardInterrupt:
         raise
-    except Exception as e:  # noqa: BLE001  (kept per model; the report says which failed and why)
+    except Exception as e:  # broad on purpose: kept per model; the report says which failed and why
         error = _one_line(e)
         log.warning("%s failed: %s", src, error)
     return ModelEntry(

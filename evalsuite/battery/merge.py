@@ -103,12 +103,12 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
     if "sparsity" in first.details:
         details["sparsity"] = first.details["sparsity"]
     data = copy.deepcopy(first.data)
-    data["id"]["n"] = int(len(merged["id/index"]))
+    data["id"]["n"] = len(merged["id/index"])
     data["id"]["shard"] = None
     data["id"]["merged_from"] = [str(p) for p in paths]
     n_ood = {}
     for entry in data["ood"]:
-        entry["n"] = int(len(merged[f"ood/{entry['name']}/index"]))
+        entry["n"] = len(merged[f"ood/{entry['name']}/index"])
         n_ood[entry["name"]] = entry["n"]
     sanity: dict[str, object] = {
         "robust_flags": sorted({f for r in results for f in r.sanity.get("robust_flags", [])}),

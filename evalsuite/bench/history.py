@@ -106,7 +106,7 @@ def history_table(df: pd.DataFrame, metrics: Sequence[str] | None = None, last: 
         return "no runs\n"
     runs, rows = _pivot(df)
     info = _run_info(df)
-    header = ["model", "metric", ""] + _date_labels(info)
+    header = ["model", "metric", "", *_date_labels(info)]
     sub = ["", "", ""] + [f"#{rid}" + (f" {tag}" if tag else "") for rid, _, tag in info]
     table = [header, sub]
     for model, metric, hib, values in rows:

@@ -304,7 +304,7 @@ def run_suite(
                 for k, v in table.items()
             }
             models[m.name] = ModelRun(metrics=rows, result_json=result.to_json())
-        except Exception as e:  # noqa: BLE001  (one model's failure must not throw away the others)
+        except Exception as e:  # broad on purpose: one model's failure must not throw away the others
             reason = _reason(e)
             log.warning("model %s failed: %s; going on with the others", m.name, reason)
             log.debug("model %s failed", m.name, exc_info=True)

@@ -399,8 +399,15 @@ class ResultStore:
                 hib = K.higher_is_better(name) if row.higher_is_better is None else bool(row.higher_is_better)
                 n = None if row.n is None else int(row.n)
                 metric_rows.append(
-                    (model, name, _finite_or_none(row.value), _finite_or_none(row.ci_low))
-                    + (_finite_or_none(row.ci_high), n, int(hib))
+                    (
+                        model,
+                        name,
+                        _finite_or_none(row.value),
+                        _finite_or_none(row.ci_low),
+                        _finite_or_none(row.ci_high),
+                        n,
+                        int(hib),
+                    )
                 )
             if mr.result_json is not None:
                 result_rows.append((model, mr.result_json, "ok", None))

@@ -49,7 +49,7 @@ def _refuse_special(target: Path) -> None:
         raise UsageError(f"{target} is not a regular file (a device, fifo or socket); not writing over it")
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(f)`` on a temporary binary file beside ``path``, then rename it over ``path``.
 
     An existing folder, device, fifo or socket at ``path`` is refused (UsageError), never replaced.

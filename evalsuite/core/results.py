@@ -137,7 +137,8 @@ def save_result(result: EvalResult, arrays: Arrays, out: str | Path) -> Path:
     out = Path(out)
     npz = out.with_suffix(".npz")
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    # numpy's stub types **kwds as colliding with its allow_pickle: bool keyword; every value here is an array
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     data = buf.getvalue()
     result.arrays_file = npz.name
     result.arrays_sha256 = hashlib.sha256(data).hexdigest()

@@ -176,8 +176,8 @@ def load_folder(arg: str, split: str, opts: DatasetOptions) -> ImageSet:
     first: tuple[int, int] | None = None
     for file, _ in ds.samples:
         try:
-            with Image.open(file) as img:
-                img = img.convert(mode)
+            with Image.open(file) as src:
+                img = src.convert(mode)
                 if shape is not None:
                     img = img.resize((shape[2], shape[1]), Image.Resampling.BILINEAR)
                 arr = np.asarray(img, dtype=np.uint8)

@@ -107,7 +107,7 @@ def _stable_argsort_rows(x: np.ndarray) -> np.ndarray:
     A (SIMD) quicksort argsort orders the values; ties are then put in index order by sorting the int64 keys
     ``group_start * n + index``, which only permutes within tie groups.
     """
-    b, n = x.shape
+    _b, n = x.shape
     order = np.argsort(x, axis=1)
     start = _group_start(np.take_along_axis(x, order, axis=1))
     return np.sort(start * n + order, axis=1) - start * n
@@ -206,7 +206,7 @@ def _sum_nonempty(terms: np.ndarray, nonempty: np.ndarray) -> np.ndarray:
     np.sum's pairwise summation depends on the length of the summed array, so the masked terms are packed to
     the left and rows with the same count are summed together: bit-identical to the scalar ECE.
     """
-    b, k = terms.shape
+    b, _k = terms.shape
     pack = np.argsort(~nonempty, axis=1, kind="stable")
     packed = np.take_along_axis(terms, pack, axis=1)
     lengths = np.count_nonzero(nonempty, axis=1)

@@ -109,12 +109,9 @@ class MetricFamily:
         for template in self.arrays:
             rx = _template_regex(template)
             matches = [m.groupdict() for k in keys if (m := rx.match(k))]
-            joined = []
-            for a in found:
-                for b in matches:
-                    if all(a[p] == b[p] for p in a.keys() & b.keys()):
-                        joined.append({**a, **b})
-            found = joined
+            found = [
+                {**a, **b} for a in found for b in matches if all(a[p] == b[p] for p in a.keys() & b.keys())
+            ]
         unique = {tuple(p[n] for n in self.placeholders) for p in found}
         return [dict(zip(self.placeholders, t)) for t in sorted(unique)]
 
@@ -418,7 +415,7 @@ def group_of(name: str) -> str:
 
 
 def kind_of(name: str) -> Kind | None:
-    """proportion | score | count; None for a name no family matches."""
+    """Proportion | score | count; None for a name no family matches."""
     ref = find(name)
     return None if ref is None else ref.family.kind
 
@@ -431,7 +428,7 @@ def merge_rule(name: str) -> Merge:
 
 def group_rank(name: str) -> int:
     g = group_of(name)
-    return GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER)  # type: ignore[arg-type]
+    return GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER)
 
 
 def sort_key(name: str) -> tuple[int, int, str]:

@@ -45,8 +45,8 @@ class ModelCard:
     """
 
     arch: str
-    num_classes: int
-    input_shape: tuple[int, int, int]
+    num_classes: int | None
+    input_shape: tuple[int, ...] | None
     mean: tuple[float, ...] | None
     std: tuple[float, ...] | None
     dataset: str
@@ -74,7 +74,7 @@ class ModelCard:
             return cls(
                 arch=str(d["arch"]),
                 num_classes=int(d["num_classes"]),
-                input_shape=tuple(int(s) for s in d["input_shape"]),  # type: ignore[arg-type]
+                input_shape=tuple(int(s) for s in d["input_shape"]),
                 mean=tuple(float(v) for v in norm["mean"]),
                 std=tuple(float(v) for v in norm["std"]),
                 dataset=str(d["dataset"]),
@@ -92,6 +92,9 @@ class ModelCard:
 def build_model(card: ModelCard) -> NormalizedModel:
     if card.mean is None or card.std is None:
         raise CheckpointError("evalsuite checkpoint card lacks its normalization mean/std")
+    # None only on cards of foreign models, which are never rebuilt from their card
+    if card.num_classes is None or card.input_shape is None:
+        raise CheckpointError("evalsuite checkpoint card lacks its num_classes/input_shape")
     return create_model(
         card.arch, card.num_classes, card.mean, card.std, card.input_shape[0], **card.arch_kwargs
     )

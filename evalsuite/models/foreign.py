@@ -269,6 +269,8 @@ def _from_state_dict(
     if stored_norm is not None:
         ctx.notes.append("normalization read from the state_dict's normalize buffers")
         _note_ignored(ctx, *stored_norm)
+        mean: tuple[float, ...] | None
+        std: tuple[float, ...] | None
         mean, std = stored_norm
         model: nn.Module = _wrap(net, mean, std)
         record = norm_record(mean, std, NORM_FROM_CHECKPOINT)
@@ -308,6 +310,8 @@ def _from_module(
         ctx.notes.append(f"mask read from exact zeros in {len(masks)} layers")
     name = arch_name or type(module).__name__
     model: nn.Module = module
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
     if isinstance(module, NormalizedModel):
         mean = tuple(float(v) for v in module.normalize.mean.flatten())
         std = tuple(float(v) for v in module.normalize.std.flatten())
@@ -717,10 +721,10 @@ def _card(
         }
     return ModelCard(
         arch=arch,
-        num_classes=num_classes,  # type: ignore[arg-type]
-        input_shape=input_shape,  # type: ignore[arg-type]
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
+        num_classes=num_classes,
+        input_shape=input_shape,
+        mean=mean,
+        std=std,
         dataset="unknown",
         arch_kwargs=dict(arch_kwargs),
         sparsity=sparsity,

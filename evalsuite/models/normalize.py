@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -10,6 +11,12 @@ from torch import nn
 
 class Normalize(nn.Module):
     """(x - mean) / std per channel; mean/std are buffers so they travel with the state_dict."""
+
+    # declared for the type checker only (register_buffer makes them attributes at run time); a class-level
+    # annotation would reach TorchScript, which cannot resolve it under `from __future__ import annotations`
+    if TYPE_CHECKING:
+        mean: torch.Tensor
+        std: torch.Tensor
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()

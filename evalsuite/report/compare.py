@@ -195,7 +195,7 @@ def metric_value(
         return Value(_f(value))
     how = ref.family.value_ci
     fn = ref.stat_fn(n_bins)
-    n = int(len(arr[0]))
+    n = len(arr[0])
     if how == "wilson":
         lo, hi = S.wilson_ci(int(np.sum(arr[0])), n, s.ci_level)
         return Value(_f(value), _f(lo), _f(hi), "wilson", n)
@@ -217,7 +217,7 @@ def metric_value(
         ids, oods = _split(ref, arr)
         lo, hi = S.bootstrap_ci_two_sample(fn, ids, oods, n_boot=s.n_boot, level=s.ci_level, seed=s.seed)
         lo, hi = _clip(lo, hi, ref.family.bounds)
-        return Value(_f(value), _f(lo), _f(hi), f"bootstrap2({s.n_boot})", n, n_ood=int(len(oods[0])))
+        return Value(_f(value), _f(lo), _f(hi), f"bootstrap2({s.n_boot})", n, n_ood=len(oods[0]))
     return Value(_f(value), n=n)
 
 
@@ -282,19 +282,25 @@ def paired_delta(
         # delta +- z se is a normal approximation; a difference of two AUROCs lies in [-1, 1]
         lo, hi = _clip(r["ci_low"], r["ci_high"], (-1.0, 1.0))
         return {**r, "ci_low": lo, "ci_high": hi, "test": "DeLong"}
-    kw = {
-        "alpha": s.alpha,
-        "thresholds": thresholds,
-        "n_perm": s.n_perm,
-        "max_perm": s.max_perm,
-        "seed": s.seed,
-    }
     if test == "permutation" and fn is not None:
-        r = I.permutation_test(fn, ref_arr, arr, **kw)
+        r = I.permutation_test(
+            fn, ref_arr, arr, s.alpha, thresholds, n_perm=s.n_perm, max_perm=s.max_perm, seed=s.seed
+        )
         return {**r, "test": "paired permutation"}
     if test == "permutation2" and fn is not None:
         (ia, oa), (ib, ob) = _split(ref, ref_arr), _split(ref, arr)
-        r = I.permutation_test_two_sample(fn, ia, oa, ib, ob, **kw)
+        r = I.permutation_test_two_sample(
+            fn,
+            ia,
+            oa,
+            ib,
+            ob,
+            alpha=s.alpha,
+            thresholds=thresholds,
+            n_perm=s.n_perm,
+            max_perm=s.max_perm,
+            seed=s.seed,
+        )
         return {**r, "test": "paired permutation (ID and OOD swapped apart)"}
     fa, fb = (float(fn(*ref_arr)), float(fn(*arr))) if fn is not None else (math.nan, math.nan)
     return {"delta": fb - fa, "ci_low": None, "ci_high": None, "p_value": None, "test": "none (descriptive)"}
@@ -647,13 +653,14 @@ def seed_pairing(
     """(paired?, why): paired by seed only when both groups have exactly the same known, distinct seeds
     (two or more); otherwise Welch's t-test on every seed of both groups, none dropped."""
     a, b = list(ref_seeds), list(seeds)
-    known = None not in a and None not in b
+    ka, kb = [k for k in a if k is not None], [k for k in b if k is not None]
+    known = len(ka) == len(a) and len(kb) == len(b)
     distinct = len(set(a)) == len(a) and len(set(b)) == len(b)
-    if known and distinct and sorted(a) == sorted(b) and len(a) >= 2:  # type: ignore[type-var]
+    if known and distinct and sorted(ka) == sorted(kb) and len(a) >= 2:
         return (
             True,
-            f"paired t-test over seeds {_seed_list(sorted(a))} (both groups have exactly these seeds)",
-        )  # type: ignore[type-var]
+            f"paired t-test over seeds {_seed_list(sorted(ka))} (both groups have exactly these seeds)",
+        )
     if not known:
         why = "a training seed is unknown"
     elif not distinct:
@@ -732,7 +739,7 @@ TESTS_SEED_LEVEL = {
 
 
 def build_group_comparison(
-    groups: dict[str, Sequence[ModelEntry]],
+    groups: Mapping[str, Sequence[ModelEntry]],
     reference: str | None = None,
     settings: CompareSettings | None = None,
 ) -> Comparison:
@@ -783,9 +790,11 @@ def build_group_comparison(
                 continue
             paired, why = seed_pairing(ref_name, [k for k, _ in ref_pairs], g, [k for k, _ in pairs])
             if paired:
-                ref_map, g_map = dict(ref_pairs), dict(pairs)
-                order = sorted(ref_map)  # type: ignore[type-var]
-                a, b = [ref_map[k] for k in order], [g_map[k] for k in order]
+                # paired means every seed is known: the filter only narrows the type
+                ref_map = {k: v for k, v in ref_pairs if k is not None}
+                g_map = {k: v for k, v in pairs if k is not None}
+                seed_order = sorted(ref_map)
+                a, b = [ref_map[k] for k in seed_order], [g_map[k] for k in seed_order]
             else:
                 a, b = [v for _, v in ref_pairs], [v for _, v in pairs]
             r = seed_delta(a, b, paired, s.alpha, _bounds(name))
@@ -796,7 +805,7 @@ def build_group_comparison(
             r["note"] = r.get("reason") or ""
             r["test"] = why
             if paired:
-                r["paired_seeds"] = tuple(sorted(k for k, _ in pairs))  # type: ignore[type-var]
+                r["paired_seeds"] = tuple(sorted(g_map))
             raw[name][g] = r
             margin = K.noninferiority_margin(name, s.margins)
             if families[name] is Family.PRIMARY and margin is not None:

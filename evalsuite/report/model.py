@@ -435,6 +435,8 @@ def as_comparison(comp: Comparison | Mapping[str, Any]) -> Comparison:
 
 
 __all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
     "Comparison",
     "Delta",
     "Family",
@@ -443,8 +445,6 @@ __all__ = [
     "MetricVerdict",
     "ModelInfo",
     "Replaces",
-    "SCHEMA",
-    "SCHEMA_VERSION",
     "SeedStat",
     "Settings",
     "Value",

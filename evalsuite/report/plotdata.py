@@ -56,7 +56,7 @@ def _subsample(x: np.ndarray, k: int, seed: int) -> list[float]:
 def _wilson_or_none(correct: np.ndarray | None, s: PlotSettings) -> list[float | None]:
     if correct is None or len(correct) == 0:
         return [None, None]
-    lo, hi = S.wilson_ci(int(np.sum(correct)), int(len(correct)), s.ci_level)
+    lo, hi = S.wilson_ci(int(np.sum(correct)), len(correct), s.ci_level)
     return [_finite(lo), _finite(hi)]
 
 

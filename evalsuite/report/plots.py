@@ -11,7 +11,7 @@ import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def _new_figure(nrows: int, ncols: int, panel: tuple[float, float] = (3.4, 3.0))
     return fig, [ax for row in axes for ax in row]
 
 
-def _finite(x: Any) -> bool:
+def _finite(x: Any) -> TypeGuard[float]:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -206,7 +206,7 @@ def robust_figure(comp: Comparison) -> Figure | None:
             # Points are [eps, acc] (older comparisons) or [eps, acc, ci_low, ci_high].
             pts = sorted(
                 (
-                    (float(p[0]), float(p[1]), *(list(p[2:4]) + [None, None])[:2])
+                    (float(p[0]), float(p[1]), *[*p[2:4], None, None][:2])
                     for p in (data[m].get(attack) or [])
                     if len(p) >= 2 and _finite(p[1])
                 ),
@@ -331,7 +331,7 @@ def hist_figure(comp: Comparison) -> Figure | None:
                 for x, color, label in ((id_s, "#1f77b4", "ID"), (ood_s, "#ff7f0e", f"OOD: {s}")):
                     if x.size:
                         w = np.full(x.size, 1.0 / x.size)
-                        ax.hist(x, bins=bins, weights=w, alpha=0.55, color=color, label=label)
+                        ax.hist(x, bins=bins.tolist(), weights=w, alpha=0.55, color=color, label=label)
                 ax.legend(fontsize=7, frameon=False)
             if log_msp:
                 ax.set_xscale("log")

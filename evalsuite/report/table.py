@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from evalsuite.metrics import catalogue as K
 from evalsuite.report.model import (
@@ -98,7 +98,7 @@ class ReportView:
 # ------------------------------------------------------------------------------------------ formatting
 
 
-def finite(x: Any) -> bool:
+def finite(x: Any) -> TypeGuard[float]:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -132,7 +132,7 @@ def fmt_value_ci(v: Value | None, digits: int = 4) -> tuple[str, str]:
     """(value, uncertainty): '± half-width' for a symmetric CI, '[lo, hi]' otherwise, '' if none."""
     if v is None or not finite(v.value):
         return "n/a", ""
-    x = float(v.value)  # type: ignore[arg-type]
+    x = float(v.value)
     lo, hi = v.ci_low, v.ci_high
     if not (finite(lo) and finite(hi)):
         return fmt_num(x, digits), ""
@@ -502,7 +502,7 @@ def _seed_table(comp: Comparison) -> Table | None:
             sd = f" ± {fmt_num(st.std)}" if finite(st.std) else ""
             cells.append(Cell(f"{fmt_num(st.mean)}{sd} ({st.n})", num=True))
         body.append(tuple(cells))
-    cols = (Column(Cell("Metric")),) + tuple(Column(Cell(f"{g} mean ± sd (n)")) for g in names)
+    cols = (Column(Cell("Metric")), *tuple(Column(Cell(f"{g} mean ± sd (n)")) for g in names))
     return Table("seeds", "Across seeds", cols, tuple(body), legend=SEED_LEGEND)
 
 

@@ -51,7 +51,7 @@ PLOT_TITLES = {
 }
 
 
-_CLASS = {
+_CLASS: dict[Verdict | Replaces | None, str] = {
     Verdict.BETTER: "v-better",
     Verdict.WORSE: "v-worse",
     Verdict.SAME: "v-same",
@@ -118,7 +118,7 @@ def emit(v: ReportView, images: dict[str, bytes] | None = None) -> str:
     ]
     if v.warnings:
         out += ['<h2 id="warnings">⚠ Warnings</h2>', '<div class="warnings">']
-        out += _items([f"<b>⚠ <code>{h(n)}</code>:</b> {h(w)}" for n, w in v.warnings], "warn") + ["</div>"]
+        out += [*_items([f"<b>⚠ <code>{h(n)}</code>:</b> {h(w)}" for n, w in v.warnings], "warn"), "</div>"]
     if v.headline is not None:
         out.append(f'<h2 id="headline">{h(v.headline.title)}</h2>')
         out += _items(
@@ -141,7 +141,7 @@ def emit(v: ReportView, images: dict[str, bytes] | None = None) -> str:
         out += table(v.seeds)
     if v.failed:
         out += ['<h2 id="failed">Failed models</h2>', '<div class="failed">']
-        out += _items([f"<code>{h(n)}</code>: {h(e)}" for n, e in v.failed], "failed") + ["</div>"]
+        out += [*_items([f"<code>{h(n)}</code>: {h(e)}" for n, e in v.failed], "failed"), "</div>"]
     if images:
         out.append('<h2 id="plots">Plots</h2>')
         for name, png in images.items():

@@ -1,4 +1,4 @@
-"""Booktabs LaTeX tables from the table view: the headline, then one table per metric section, split into
+r"""Booktabs LaTeX tables from the table view: the headline, then one table per metric section, split into
 parts when there are many models, each shrunk to the text width if wider. Needs ``\\usepackage{booktabs}``
 and ``\\usepackage{graphicx}``."""
 
@@ -107,7 +107,7 @@ def tabular(t: Table, idx: list[int]) -> list[str]:
     out = [_TEX_FIT_OPEN, rf"\begin{{tabular}}{{{spec}}}", r"\toprule", *_header(cols), r"\midrule"]
     rows = list(t.rows) + [r for f in t.folded for r in f.rows]
     out += [" & ".join(cell(r[i]) for i in idx) + r" \\" for r in rows]
-    return out + [r"\bottomrule", r"\end{tabular}", "}"]
+    return [*out, r"\bottomrule", r"\end{tabular}", "}"]
 
 
 def float_table(t: Table, caption: str) -> list[str]:

@@ -77,6 +77,9 @@ def prunable_layers(model: nn.Module, example: torch.Tensor) -> list[PrunableLay
     layers = []
     for m in order:
         w = m.weight
+        # nn.Module.__getattr__ is typed Tensor | Module; every _PRUNABLE layer's weight is a tensor
+        assert isinstance(w, torch.Tensor)
+        kernel: tuple[int, ...]
         prefix = module_names[m]
         name = f"{prefix}.weight" if prefix else "weight"
         if isinstance(m, nn.Linear):

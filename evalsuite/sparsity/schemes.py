@@ -7,6 +7,8 @@ half a weight per layer).
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -216,7 +218,7 @@ def grasp(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -
     g = [t.detach() for t in torch.autograd.grad(loss, weights)]
     loss_t = nn.functional.cross_entropy(model(x) / GRASP_TEMPERATURE, y)
     g_t = torch.autograd.grad(loss_t, weights, create_graph=True)
-    z = sum((a * b).sum() for a, b in zip(g, g_t))
+    z = functools.reduce(operator.add, ((a * b).sum() for a, b in zip(g, g_t)))
     hg = torch.autograd.grad(z, weights)
     # GraSP removes the highest -w*Hg; keeping the top of w*Hg keeps the lowest -w*Hg
     scores = [(w * h).detach() for w, h in zip(weights, hg)]

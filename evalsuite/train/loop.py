@@ -231,10 +231,9 @@ def train_model(
         raise UsageError(
             f"model has {card.num_classes} classes but {train_set.name} has {train_set.num_classes}"
         )
-    if train_set.input_shape != tuple(card.input_shape):
-        raise UsageError(
-            f"model expects inputs {tuple(card.input_shape)}, {train_set.name} has {train_set.input_shape}"
-        )
+    expected = tuple(card.input_shape) if card.input_shape is not None else None
+    if train_set.input_shape != expected:
+        raise UsageError(f"model expects inputs {expected}, {train_set.name} has {train_set.input_shape}")
     if opts.limit_train:
         train_set = stratified_subset(train_set, opts.limit_train, seed=card.seed or 0)
     if opts.limit_test:
@@ -358,7 +357,7 @@ def train_model(
         if opts.on_epoch_end is not None:
             opts.on_epoch_end(epoch + 1, record)
 
-    final = evaluate_accuracy(model, test_set, device)
+    final: dict[str, Any] = evaluate_accuracy(model, test_set, device)
     if test_set.subset:
         final["test_subset"] = test_set.subset
     if train_set.subset:
@@ -434,6 +433,7 @@ class TrainJob:
 
 def run_training(job: TrainJob) -> ModelCard:
     """Build (or load) the initialized network, train it, write the checkpoint; returns its card."""
+    model: nn.Module
     if job.from_init is not None:
         model, card, masks = load_checkpoint(job.from_init, trust=job.trust_checkpoint)
         dataset = card.dataset

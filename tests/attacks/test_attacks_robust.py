@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -50,7 +52,7 @@ def test_accuracy_falls_with_eps_and_pgd_cascade_is_nested(result: RobustnessRes
         assert accs == sorted(accs, reverse=True), cfg.name
         assert accs[-1] < 0.5 * accs[0], cfg.name  # the attacks really bite
     for name, eps in (("pgd_linf", LINF), ("pgd_l2", L2)):
-        for lo, hi in zip(eps, eps[1:], strict=False):
+        for lo, hi in itertools.pairwise(eps):
             assert not bool((result.robust[(name, hi)] & ~result.robust[(name, lo)]).any())
 
 

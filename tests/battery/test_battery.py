@@ -26,7 +26,7 @@ from evalsuite.models.checkpoint import load_checkpoint
 from evalsuite.ood import OOD_SCORES
 from evalsuite.train import InitSpec, TrainJob, TrainOptions, run_training
 
-FAST = dict(eps_linf=(0.0, 4 / 255, 16 / 255), eps_l2=(0.0, 0.5), pgd_steps=3)
+FAST = {"eps_linf": (0.0, 4 / 255, 16 / 255), "eps_l2": (0.0, 0.5), "pgd_steps": 3}
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ def test_full_battery_numbers_match_references(sparse_ckpt, tmp_path):
     cfg = BatteryConfig(**FAST)
     result, arrays = evaluate_with_arrays(sparse_ckpt, cfg, _opts(tmp_path, out=tmp_path / "r.json"))
     # the checkpoint's own forward pass gives the same logits
-    model, card, masks = load_checkpoint(sparse_ckpt)
+    model, _card, _masks = load_checkpoint(sparse_ckpt)
     test = load_dataset("digits", "test")
     with torch.no_grad():
         logits = model(test.images()).numpy()
@@ -115,7 +115,7 @@ def test_limit_is_stratified_and_recorded(sparse_ckpt, tmp_path):
     counts = np.bincount(arrays["id/labels"], minlength=10)
     assert counts.sum() == 100 and counts.min() >= 9 and counts.max() <= 11
     assert result.data["id"]["limit"] == 100 and result.data["id"]["subset_method"] == "stratified"
-    other, arrays2 = evaluate_with_arrays(
+    _other, arrays2 = evaluate_with_arrays(
         sparse_ckpt, BatteryConfig(checks=("clean",), limit=100, seed=4), _opts(tmp_path)
     )
     assert not np.array_equal(arrays["id/index"], arrays2["id/index"])

@@ -38,7 +38,7 @@ def hits(caplog):
 
 
 def _eval(tmp: Path, model: Path = DENSE, **kw):
-    opts = dict(cache_dir=tmp / "cache", ood=[], data="digits")
+    opts = {"cache_dir": tmp / "cache", "ood": [], "data": "digits"}
     opts.update(kw)
     return evaluate_with_arrays(model, CLEAN, EvalOptions(**opts))
 
@@ -159,7 +159,7 @@ def _empty_dict(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "damage, which",
+    ("damage", "which"),
     [
         (_edit_json, 0),
         (_garbage_json, 0),
@@ -204,7 +204,7 @@ def test_npz_from_another_run_is_refused(tmp_path, monkeypatch):
     arrays_b = dict(arrays_a, **{"id/logits": arrays_a["id/logits"] + 1})
     with pytest.raises(KeyboardInterrupt):
         save_result(a, arrays_b, tmp_path / "r.json")
-    with pytest.raises(DataError, match="r.npz does not match"):
+    with pytest.raises(DataError, match=r"r\.npz does not match"):
         load_arrays(tmp_path / "r.json")
 
 

@@ -71,7 +71,7 @@ def test_attack_configs_follow_the_battery() -> None:
         pgd_rel_stepsize=0.2,
         seed=3,
     )
-    pgd: dict[str, Any] = dict(steps=5, rel_stepsize=0.2, restarts=2, seed=3)
+    pgd: dict[str, Any] = {"steps": 5, "rel_stepsize": 0.2, "restarts": 2, "seed": 3}
     assert cfg.attack_configs() == (
         AttackConfig("pgd_l2", (0.5,), **pgd),
         AttackConfig("fgsm", (2 / 255, 8 / 255), seed=3),

@@ -40,7 +40,7 @@ def smoke_store(tmp_path_factory):
 
 
 def test_smoke_suite_runs_and_gate_passes_on_rerun(smoke_store, capsys):
-    tmp, store = smoke_store
+    _tmp, store = smoke_store
     s = ResultStore(store, create=False)
     runs = s.runs("smoke")
     assert len(runs) == 2 and runs[0].git_revision == runs[1].git_revision

@@ -317,7 +317,7 @@ def test_corrupt_files_refused_untouched(tmp_path: Path) -> None:
     raw[100:4096] = b"\xa5" * (4096 - 100)
     bad.write_bytes(bytes(raw))
     before = _sha(bad)
-    with pytest.raises(DataError, match="corrupt|malformed") as e:
+    with pytest.raises(DataError, match=r"corrupt|malformed") as e:
         ResultStore(bad)
     assert "\n" not in str(e.value) and _sha(bad) == before
 

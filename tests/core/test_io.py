@@ -24,7 +24,7 @@ def umask():
     os.umask(old)
 
 
-@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664), (0o077, 0o600)])
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664), (0o077, 0o600)])
 def test_atomic_write_follows_the_umask(tmp_path, umask, mask, mode):
     umask(mask)
     assert current_umask() == mask

@@ -165,7 +165,7 @@ def test_folder_errors(tmp_path: Path) -> None:
         load_dataset(f"folder:{tmp_path / 'empty'}")
     _write_folder(tmp_path / "broken", {"a": [(5, 4)]})
     (tmp_path / "broken" / "a" / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match="bad.png"):
+    with pytest.raises(DataError, match=r"bad\.png"):
         load_dataset(f"folder:{tmp_path / 'broken'}")
     with pytest.raises(UsageError):
         load_dataset(f"folder:{tmp_path / 'broken'}", shape=(2, 4, 4))

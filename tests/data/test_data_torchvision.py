@@ -216,7 +216,7 @@ def test_missing_without_download_names_the_folder(tmp_path: Path, spec: str, ex
 
 
 def test_cifar100_missing(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="cifar100 not found .*cifar-100-python"):
+    with pytest.raises(DataError, match=r"cifar100 not found .*cifar-100-python"):
         load_dataset("cifar100", root=tmp_path)
 
 
@@ -229,7 +229,7 @@ def test_incomplete_cifar_lists_missing_file(tmp_path: Path, md5_ok: None) -> No
 
 def test_md5_mismatch_is_corruption(tmp_path: Path) -> None:
     write_cifar10(tmp_path)  # real md5 check: our fixture bytes are not the published ones
-    with pytest.raises(DataError, match="corrupted.*checksum mismatch") as err:
+    with pytest.raises(DataError, match=r"corrupted.*checksum mismatch") as err:
         load_dataset("cifar10", root=tmp_path)
     assert "\n" not in str(err.value)
 
@@ -244,7 +244,7 @@ def test_unreadable_pickle_is_corruption(tmp_path: Path, md5_ok: None) -> None:
 
 def test_unreadable_mat_is_corruption(tmp_path: Path, md5_ok: None) -> None:
     (tmp_path / "test_32x32.mat").write_bytes(b"\x00" * 300)
-    with pytest.raises(DataError, match="svhn files under .* corrupted"):
+    with pytest.raises(DataError, match=r"svhn files under .* corrupted"):
         load_dataset("svhn", root=tmp_path)
 
 

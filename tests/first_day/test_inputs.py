@@ -204,16 +204,38 @@ CASES = [
     ),
     Case(
         "norm-two-choices",
-        ["eval", "{tmp}/sd.pt", "--arch", "smallcnn", "--data", "digits", "--mean", "0.3", "--std", "0.4"]
-        + ["--no-normalize", *FAST],
+        [
+            "eval",
+            "{tmp}/sd.pt",
+            "--arch",
+            "smallcnn",
+            "--data",
+            "digits",
+            "--mean",
+            "0.3",
+            "--std",
+            "0.4",
+            "--no-normalize",
+            *FAST,
+        ],
         "choose one way to normalize, got --mean/--std and --no-normalize",
         _state_dict,
         code=2,
     ),
     Case(
         "norm-stats-and-no-normalize",
-        ["eval", "{tmp}/sd.pt", "--arch", "smallcnn", "--data", "digits", "--norm-stats", "digits"]
-        + ["--no-normalize", *FAST],
+        [
+            "eval",
+            "{tmp}/sd.pt",
+            "--arch",
+            "smallcnn",
+            "--data",
+            "digits",
+            "--norm-stats",
+            "digits",
+            "--no-normalize",
+            *FAST,
+        ],
         "--no-normalize and --norm-stats",
         _state_dict,
         code=2,
@@ -241,8 +263,19 @@ CASES = [
     ),
     Case(
         "mean-wrong-channels",
-        ["eval", "{tmp}/sd.pt", "--arch", "smallcnn", "--data", "digits"]
-        + ["--mean", "0.5,0.5,0.5", "--std", "0.2,0.2,0.2", *FAST],
+        [
+            "eval",
+            "{tmp}/sd.pt",
+            "--arch",
+            "smallcnn",
+            "--data",
+            "digits",
+            "--mean",
+            "0.5,0.5,0.5",
+            "--std",
+            "0.2,0.2,0.2",
+            *FAST,
+        ],
         "--mean/--std has 3 channel(s) but the images of digits have 1",
         _state_dict,
         code=2,
@@ -494,7 +527,7 @@ PY_CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
 ]
 
 
-@pytest.mark.parametrize("make,error,expect", [c[1:] for c in PY_CASES], ids=[c[0] for c in PY_CASES])
+@pytest.mark.parametrize(("make", "error", "expect"), [c[1:] for c in PY_CASES], ids=[c[0] for c in PY_CASES])
 def test_bad_python_values(make: Callable[[], Any], error: type[Exception], expect: str) -> None:
     with pytest.raises(error, match=None) as info:
         make()
@@ -587,7 +620,7 @@ def test_norm_stats_and_mean_std_on_npz(tmp_path, capsys) -> None:
 def test_evalsuite_checkpoint_on_npz_needs_no_choice(tmp_path, capsys, caplog) -> None:
     _npz8(tmp_path)
     _, card = _dense()
-    result, out, err = _eval_cli(["eval", str(DENSE), "--data", f"npz:{tmp_path}/d8.npz"], tmp_path, capsys)
+    result, _out, _err = _eval_cli(["eval", str(DENSE), "--data", f"npz:{tmp_path}/d8.npz"], tmp_path, capsys)
     assert result.model["normalization"] == {
         "mean": list(card.mean),
         "std": list(card.std),

@@ -114,15 +114,15 @@ def test_stable_argsort_rows() -> None:
 
 def test_calibration_b_validation() -> None:
     conf, correct = _calib_data(0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"confidences must have shape \[b, N\] with b, N > 0"):
         B.ece_b(conf[None], correct[None])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"correct must have shape \(6, 170\)"):
         B.ece_b(conf, correct[:, :-1])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"confidences must lie in \[0, 1\]"):
         B.ece_b(conf + 1.0, correct)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown binning scheme 'nope'; expected 'uniform' or 'adaptive'"):
         B.mce_b(conf, correct, scheme="nope")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n_bins must be a positive integer"):
         B.ece_adaptive_b(conf, correct, 0)
 
 
@@ -173,13 +173,13 @@ def test_ood_b_validation() -> None:
     bad = s_id.copy()
     bad[1, 0] = np.nan
     for fn in (B.auroc_b, B.aupr_in_b, B.aupr_out_b, B.fpr95_b):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="scores_id contains NaN"):
             fn(bad, s_ood)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="scores_id and scores_ood need the same number of rows"):
             fn(s_id[:2], s_ood)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"scores_id must have shape \[b, N\] with b, N > 0"):
             fn(s_id[None], s_ood[None])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"tpr must lie in \(0, 1\]"):
         B.fpr_at_tpr_b(s_id, s_ood, 0.0)
 
 

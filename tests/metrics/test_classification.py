@@ -175,11 +175,18 @@ def test_calibration_bins_to_dict_is_json_ready() -> None:
 
 
 @pytest.mark.parametrize(
-    "conf, correct",
-    [([1.2], [1]), ([-0.1], [1]), ([np.nan], [1]), ([], []), ([0.5, 0.5], [1]), ([0.5], [2])],
+    ("conf", "correct", "match"),
+    [
+        ([1.2], [1], r"confidences must lie in \[0, 1\]"),
+        ([-0.1], [1], r"confidences must lie in \[0, 1\]"),
+        ([np.nan], [1], r"confidences must lie in \[0, 1\]"),
+        ([], [], r"confidences must have shape \[N\]"),
+        ([0.5, 0.5], [1], r"correct must have shape \(2,\)"),
+        ([0.5], [2], "correct must be boolean or 0/1"),
+    ],
 )
-def test_calibration_rejects_bad_input(conf: list[float], correct: list[int]) -> None:
-    with pytest.raises(ValueError):
+def test_calibration_rejects_bad_input(conf: list[float], correct: list[int], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
         ece(conf, correct)
 
 
@@ -250,11 +257,11 @@ def test_accuracy_from_probs_logits_and_predictions() -> None:
 
 
 def test_labels_are_validated() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         nll(np.zeros((2, 3)), [0, 3])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"labels must have shape \[2\]"):
         brier(np.full((2, 3), 1 / 3), [0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="labels must be integers"):
         accuracy([[0.5, 0.5]], [0.5])
 
 

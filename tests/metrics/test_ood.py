@@ -163,17 +163,17 @@ def test_fpr_equals_ood_fraction_below_id_quantile() -> None:
 
 @pytest.mark.parametrize("fn", [auroc, aupr_in, aupr_out, fpr95])
 def test_ood_metrics_reject_bad_input(fn: object) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"scores_id must have shape \[N\] with N > 0"):
         fn([], [1.0])  # type: ignore[operator]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="scores_ood contains NaN"):
         fn([1.0], [np.nan])  # type: ignore[operator]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"scores_id must have shape \[N\] with N > 0"):
         fn([[1.0]], [1.0])  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("tpr", [0.0, -0.1, 1.5])
 def test_fpr_rejects_tpr_out_of_range(tpr: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"tpr must lie in \(0, 1\]"):
         fpr_at_tpr([1.0], [2.0], tpr)
 
 

@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
-import statsmodels.stats.contingency_tables as sm_ct  # noqa: E402
-import statsmodels.stats.multitest as sm_mt  # noqa: E402
-import statsmodels.stats.proportion as sm_prop  # noqa: E402
+import statsmodels.stats.contingency_tables as sm_ct
+import statsmodels.stats.multitest as sm_mt
+import statsmodels.stats.proportion as sm_prop
 from scipy import stats as st
 from sklearn.metrics import roc_auc_score
 
@@ -55,9 +55,9 @@ def test_wilson_hand_case_and_edges() -> None:
     assert (lo, hi) == pytest.approx((center - half, center + half), abs=1e-15)
     assert (lo, hi) == pytest.approx((0.4902, 0.9433), abs=1e-4)  # the textbook numbers
     assert all(math.isnan(v) for v in wilson_ci(0, 0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need integers 0 <= successes <= n"):
         wilson_ci(11, 10)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"level must lie in \(0, 1\)"):
         wilson_ci(1, 10, level=1.0)
 
 
@@ -89,7 +89,7 @@ def test_mcnemar_hand_cases() -> None:
     assert same == {"p_value": 1.0, "b01": 0, "b10": 0, "n": 7}
     # Balanced discordance caps at 1.
     assert mcnemar_exact([1, 0], [0, 1])["p_value"] == 1.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="correct_a must be boolean or 0/1"):
         mcnemar_exact([1, 2], [0, 1])
 
 
@@ -151,7 +151,7 @@ def test_delong_identical_and_planted() -> None:
     rng = np.random.default_rng(0)
     bad = delong_test(id_a, ood_a, rng.normal(size=len(id_a)), rng.normal(size=len(ood_a)))
     assert bad["delta"] < 0 and bad["p_value"] < 1e-3 and bad["ci_high"] < 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="all input arrays must have the same shape"):
         delong_test(id_a, ood_a, id_a[:-1], ood_a)
 
 
@@ -176,7 +176,7 @@ def test_holm_nan_passthrough_and_edges() -> None:
     assert holm([]) == []
     assert all(math.isnan(v) for v in holm([math.nan, math.nan]))
     assert holm([0.9, 0.8]) == [1.0, 1.0]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"p-values must lie in \[0, 1\] \(or be NaN\)"):
         holm([1.5])
 
 
@@ -230,7 +230,7 @@ def test_bootstrap_rejects_bare_array_and_mismatch() -> None:
     x = np.zeros(5)
     with pytest.raises(TypeError):
         bootstrap_ci(_mean, x)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"arrays\[1\] must have first dimension 5"):
         bootstrap_ci(lambda a, b: 0.0, [x, np.zeros(4)])
 
 
@@ -331,7 +331,7 @@ def test_paired_bootstrap_nll_logits() -> None:
     assert res["ci_low"] < res["delta"] < res["ci_high"]
     again = paired_bootstrap(nll, [logits_a, labels], [logits_b, labels], n_boot=200, seed=2)
     assert again == res
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="A and B must be evaluated on the same examples"):
         paired_bootstrap(nll, [logits_a, labels], [logits_b[:-1], labels[:-1]])
 
 

@@ -212,7 +212,7 @@ def test_torchscript(tmp_path, cnn, x, how):
     scripted = torch.jit.script(cnn.net) if how == "script" else torch.jit.trace(cnn.net, x)
     p = tmp_path / "ts.pt"
     torch.jit.save(scripted, p)
-    with pytest.raises(CheckpointError, match="TorchScript archives can run code.*--trust-checkpoint"):
+    with pytest.raises(CheckpointError, match=r"TorchScript archives can run code.*--trust-checkpoint"):
         _load(p)
     got = _load(p, trust=True)
     assert got.source_format == "torchscript"
@@ -228,7 +228,7 @@ def test_torch_export(tmp_path, cnn, x):
     ep = torch.export.export(cnn.net, (x,))
     p = tmp_path / "m.pt2"
     torch.export.save(ep, p)
-    with pytest.raises(CheckpointError, match="torch.export archives can run code.*--trust-checkpoint"):
+    with pytest.raises(CheckpointError, match=r"torch\.export archives can run code.*--trust-checkpoint"):
         _load(p)
     got = _load(p, trust=True)
     assert got.source_format == "export"
@@ -356,7 +356,7 @@ def test_normalization_is_recorded_and_never_guessed(tmp_path, cnn, x):
     p = tmp_path / "w.pt"
     torch.save(cnn.net.state_dict(), p)
     kw = {"arch": "smallcnn", "arch_kwargs": {"width": 4}}
-    with pytest.raises(UsageError, match="--mean/--std .*--no-normalize .*--norm-stats DATASET"):
+    with pytest.raises(UsageError, match=r"--mean/--std .*--no-normalize .*--norm-stats DATASET"):
         load_any_model(p, **kw)
     given = load_any_model(p, mean=MEAN, std=STD, **kw)
     assert given.normalization == {"mean": [0.5], "std": [0.25], "source": "--mean/--std"}

@@ -21,7 +21,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 CIFAR_RESNETS = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"]
-CIFAR_NETS = CIFAR_RESNETS + ["vgg16", "vgg19", "wrn28", "wrn28_2", "wrn28_10"]
+CIFAR_NETS = [*CIFAR_RESNETS, "vgg16", "vgg19", "wrn28", "wrn28_2", "wrn28_10"]
 IMAGENET_NETS = ["resnet18", "resnet50", "wide_resnet50_2"]
 CHECKPOINTS = {
     "resnet20": "resnet20-12fca82f.th",

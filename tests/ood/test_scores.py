@@ -73,14 +73,14 @@ def test_huge_logit_values() -> None:
 
 @pytest.mark.parametrize("score", [msp, maxlogit, energy])
 def test_scores_reject_bad_shapes(score: Callable[[np.ndarray], np.ndarray]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"logits must have shape \[N, K\] with N, K > 0"):
         score(np.zeros(5))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"logits must have shape \[N, K\] with N, K > 0"):
         score(np.zeros((0, 3)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="logits contain NaN"):
         score(np.array([[np.nan, 0.0]]))
 
 
 def test_energy_rejects_non_positive_temperature() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="temperature must be positive"):
         energy(np.zeros((1, 2)), temperature=0.0)

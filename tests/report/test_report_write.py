@@ -198,7 +198,7 @@ def test_force_replaces_only_what_the_marker_lists(fast_plots, comparison, tmp_p
         p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".evalsuite-report"
     }
     (out / "plots" / "my-figure.svg").write_text("<svg/>")
-    with pytest.raises(UsageError, match="plots/my-figure.svg, which evalsuite did not write"):
+    with pytest.raises(UsageError, match=r"plots/my-figure\.svg, which evalsuite did not write"):
         write_report(comparison, out, force=True)
     assert (out / "plots" / "my-figure.svg").read_text() == "<svg/>"
     (out / "plots" / "my-figure.svg").unlink()
@@ -212,7 +212,7 @@ def test_force_replaces_a_report_from_before_the_marker(fast_plots, comparison, 
     write_report(comparison, out, force=True)
     (out / ".evalsuite-report").unlink()
     (out / "notes.md").write_text("mine")
-    with pytest.raises(UsageError, match="notes.md"):
+    with pytest.raises(UsageError, match=r"notes\.md"):
         write_report(comparison, out, force=True)
 
 

@@ -97,7 +97,7 @@ def test_density_out_of_range(layers, density):
 
 
 def test_unknown_scheme_suggests(layers):
-    with pytest.raises(UsageError, match="did you mean .*erk"):
+    with pytest.raises(UsageError, match=r"did you mean .*erk"):
         layer_densities("ekr", layers, 0.1)
 
 

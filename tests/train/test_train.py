@@ -25,7 +25,7 @@ def test_dense_digits_reaches_90_percent(tmp_path):
     card = run_training(_job(tmp_path, "dense", seed=0))
     assert card.metrics["test_accuracy"] >= 0.90
     assert card.metrics["test_examples"] == 450
-    model, card2, masks = load_checkpoint(tmp_path / "dense.pt")
+    _model, card2, masks = load_checkpoint(tmp_path / "dense.pt")
     assert masks == {}
     assert card2.metrics == card.metrics
     log = (tmp_path / "dense.log.jsonl").read_text().splitlines()
@@ -46,7 +46,7 @@ def test_sparse_training_keeps_masks_and_learns(tmp_path):
 
 def test_paired_runs_share_init_and_data_order():
     dense, _, _ = init_model(InitSpec("digits", seed=4))
-    sparse, card, masks = init_model(InitSpec("digits", scheme="snip", density=0.3, seed=4))
+    sparse, _card, masks = init_model(InitSpec("digits", scheme="snip", density=0.3, seed=4))
     sd, ss = dense.state_dict(), sparse.state_dict()
     for k in sd:
         if k in masks:
