@@ -62,6 +62,8 @@ EPILOG_BENCH = """examples:
 
 
 class CLIUsageError(Exception):
+    """A command-line mistake: reported as one ``error:`` line with exit status 2."""
+
     pass
 
 
@@ -69,6 +71,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``evalsuite CMD: error: ...`` and exit 2, no usage block."""
 
     def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE (see PROG --help)`` to stderr and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -289,6 +292,7 @@ def _subcommand(sub: Any, common: argparse.ArgumentParser, name: str, help: str,
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``evalsuite`` parser with its subcommands (ls, init, train, eval, merge, compare, bench)."""
     parser = Parser(
         prog="evalsuite",
         description="Does a randomly pruned network replace its dense twin?",
@@ -461,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate one model, print its result (or JSON with --json) and return the exit status 0."""
     from evalsuite.battery import evaluate
     from evalsuite.report import format_result
 
@@ -507,6 +512,7 @@ def _parse_margins(text: str | None) -> dict[str, float]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare models (or seed groups) against a reference, write the report folder; 1 if any model failed."""
     from evalsuite.battery.collect import collect_entries
     from evalsuite.report import (
         CompareSettings,
@@ -583,6 +589,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """Run a bench suite, or check, chart, baseline or tag a stored run; return the exit status."""
     from evalsuite.bench.store import ResultStore
     from evalsuite.bench.suite import load_suite
 
@@ -668,6 +675,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    """Merge evaluation shards into one result file, print it and return 0."""
     from evalsuite.battery import merge_shards, save_result
     from evalsuite.core.io import check_output
     from evalsuite.report import format_result
@@ -682,6 +690,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    """List the registered models, schemes, datasets, attacks, OOD scores or metrics; return 0."""
     from evalsuite.core.registry import Registry
     from evalsuite.data import DATASETS
     from evalsuite.models import MODELS
@@ -767,6 +776,7 @@ def _check_out(out: str) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    """Write a freshly initialised (optionally sparse) checkpoint to --out and return 0."""
     from evalsuite.models.checkpoint import save_checkpoint
     from evalsuite.train import init_model
 
@@ -782,6 +792,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model from a new init or an init checkpoint, write the checkpoint and return 0."""
     from evalsuite.train import TrainJob, TrainOptions, run_training
 
     if args.from_init is None and args.dataset is None:
@@ -850,6 +861,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv``: 0 on success, 2 on usage errors, 130 if interrupted, else the error's code."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

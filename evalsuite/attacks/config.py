@@ -142,6 +142,7 @@ class AttackConfig:
 
     @property
     def spec(self) -> AttackSpec:
+        """The registered AttackSpec for this attack's name (UsageError if unknown)."""
         return ATTACKS.get(self.name)
 
     def alpha(self, eps: float) -> float:

@@ -196,6 +196,7 @@ class RetiringPGD(Attack):
         self.example_grads = 0
 
     def forward(self, images: Tensor, labels: Tensor, start: Tensor | None = None) -> Tensor:
+        """Adversarial images [N, C, H, W]; also sets ``fooled`` [N] and ``example_grads``."""
         images = images.clone().detach().to(self.device)
         labels = labels.clone().detach().to(self.device)
         if start is None and self.random_start:
@@ -238,6 +239,7 @@ class MultiEpsFGSM(Attack):
         return grad.sign()
 
     def forward(self, images: Tensor, labels: Tensor) -> Tensor:
+        """FGSM images at every eps, [E, N, C, H, W], clamped to [0, 1]."""
         images = images.clone().detach().to(self.device)
         sign = self.sign_grad(images, labels)
         return torch.stack([torch.clamp(images + e * sign, min=0, max=1).detach() for e in self.eps])

@@ -47,6 +47,7 @@ class AttackOutcome:
 
     @property
     def accuracy(self) -> float:
+        """Fraction of examples still robust in this cell; NaN for an empty set."""
         return int(self.robust.sum()) / self.robust.numel() if self.robust.numel() else float("nan")
 
 
@@ -65,10 +66,12 @@ class RobustnessResult:
 
     @property
     def clean_accuracy(self) -> float:
+        """Fraction of examples the model classifies correctly unattacked; NaN for an empty set."""
         n = self.clean_correct.numel()
         return int(self.clean_correct.sum()) / n if n else float("nan")
 
     def accuracy(self, attack: str, eps: float) -> float:
+        """Robust accuracy of the (attack, eps) cell."""
         return self.outcomes[(attack, eps)].accuracy
 
     @property

@@ -100,6 +100,7 @@ def key_parts(**parts: Any) -> dict[str, Any]:
 
 
 def cache_key(parts: dict[str, Any]) -> str:
+    """A 32-hex-char SHA-256 prefix of the key parts as sorted-key JSON."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 

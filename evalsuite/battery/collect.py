@@ -26,6 +26,7 @@ def _one_line(e: BaseException) -> str:
 
 
 def default_name(path: str, result: EvalResult | None) -> str:
+    """The display name for an input: the result's model name when recorded, else the file stem."""
     if result is not None and result.model.get("name") and not path.endswith(".json"):
         return str(result.model["name"])
     if result is not None and path.endswith(".json"):

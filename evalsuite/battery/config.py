@@ -117,10 +117,12 @@ class BatteryConfig:
         return d
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (tuples kept as tuples)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BatteryConfig:
+        """Build a config from a dict, turning lists back into tuples and ignoring unknown keys."""
         kw = dict(d)
         for key in ("checks", "attacks", "eps_linf", "eps_l2", "ood_scores"):
             if key in kw:

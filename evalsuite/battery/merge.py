@@ -60,6 +60,7 @@ def _equal_metrics(paths: Sequence[str | Path], results: Sequence[EvalResult]) -
 
 
 def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
+    """Merge shard results 0/n .. n-1/n of one run into one result and its arrays, in index order."""
     if not paths:
         raise UsageError("merge needs at least one shard result")
     results = [EvalResult.load(p) for p in paths]

@@ -103,6 +103,7 @@ class Loaded:
     seconds: float
 
     def cache_parts(self, cfg: BatteryConfig) -> dict[str, Any]:
+        """Cache-key parts: model hash, config identity, data and OOD fingerprints, load options."""
         return cache.key_parts(
             model_sha256=self.model.sha256,
             config=cfg.identity(),
@@ -114,6 +115,8 @@ class Loaded:
 
 @dataclass(frozen=True)
 class OODSet:
+    """One OOD set as evaluated: its name, spec, the positions taken and the images."""
+
     name: str
     spec: str
     index: torch.Tensor
@@ -138,6 +141,8 @@ class Selection:
 
 @dataclass(frozen=True)
 class Predictions:
+    """Logits and indices from the prediction stage, with the seconds it took."""
+
     arrays: Arrays
     """``id/index``, ``id/labels``, ``id/logits`` and ``ood/<set>/index``, ``ood/<set>/logits``."""
     seconds: float
@@ -145,6 +150,8 @@ class Predictions:
 
 @dataclass(frozen=True)
 class RobustOutcome:
+    """Per-(attack, eps) robustness masks, sanity flags and details from the attack stage."""
+
     arrays: Arrays
     """``robust/<attack>/<eps>/correct`` for every (attack, eps)."""
     flags: tuple[str, ...]
@@ -155,6 +162,8 @@ class RobustOutcome:
 
 @dataclass(frozen=True)
 class Measured:
+    """Metrics, their details and sanity checks computed from the stage arrays."""
+
     metrics: dict[str, float]
     details: dict[str, Any]
     sanity: dict[str, Any]
@@ -162,11 +171,14 @@ class Measured:
 
 @dataclass(frozen=True)
 class SparsityAudit:
+    """The sparsity report of the loaded model, with the seconds the audit took."""
+
     report: dict[str, Any]
     """``density_report`` of the model as loaded (its masks when it has them)."""
     seconds: float
 
     def metrics(self) -> dict[str, float]:
+        """The report as ``sparsity/<name>`` metrics (mask entries only when the model has masks)."""
         rep = self.report
         out = {"sparsity/density": rep["density"]}
         if rep["mask_density"] is not None:
@@ -177,6 +189,7 @@ class SparsityAudit:
         return out
 
     def sanity(self) -> dict[str, Any]:
+        """``{"masked_weights_zero": bool}`` when the model has masks, else an empty dict."""
         if self.report["mask_density"] is None:
             return {}
         return {"masked_weights_zero": self.report["masked_nonzero"] == 0}

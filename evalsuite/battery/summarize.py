@@ -50,6 +50,7 @@ def derive_id_arrays(arrays: Arrays) -> Arrays:
 
 
 def derive_scores(arrays: Arrays, scores: tuple[str, ...], ood_sets: list[str]) -> Arrays:
+    """A copy of ``arrays`` plus float64 ``id/score/<s>`` and ``ood/<set>/score/<s>`` per score."""
     out = dict(arrays)
     for s in scores:
         fn = OOD_SCORES.get(s)
@@ -131,4 +132,5 @@ def ood_set_names(arrays: Arrays) -> list[str]:
 
 
 def robust_key(attack: str, eps: float) -> str:
+    """The array key ``robust/<attack>/<eps>/correct`` for an (attack, eps) cell."""
     return f"robust/{attack}/{eps_name(eps)}/correct"

@@ -63,6 +63,7 @@ class Tolerance:
     amount: float
 
     def describe(self) -> str:
+        """Short label for reports: 'abs 0.01', 'noise' or 'noise x2'."""
         if self.kind == "abs":
             return f"abs {self.amount:g}"
         return "noise" if self.amount == 1 else f"noise x{self.amount:g}"
@@ -176,6 +177,7 @@ class GateRow:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as a JSON-safe dict; non-finite old/new/delta/tolerance become None."""
         d = dict(self.__dict__)
         for k in ("old", "new", "delta", "tolerance"):
             v = d[k]
@@ -200,26 +202,32 @@ class GateReport:
 
     @property
     def regressions(self) -> list[GateRow]:
+        """Rows whose verdict is 'regression'."""
         return self._of("regression")
 
     @property
     def improvements(self) -> list[GateRow]:
+        """Rows whose verdict is 'improvement'."""
         return self._of("improvement")
 
     @property
     def unchanged(self) -> list[GateRow]:
+        """Rows whose verdict is 'unchanged'."""
         return self._of("unchanged")
 
     @property
     def missing(self) -> list[GateRow]:
+        """Rows whose verdict is 'missing' (in the baseline, absent from the new run)."""
         return self._of("missing")
 
     @property
     def new(self) -> list[GateRow]:
+        """Rows whose verdict is 'new' (absent from the baseline)."""
         return self._of("new")
 
     @property
     def ok(self) -> bool:
+        """True when no row regressed and no row went missing."""
         return not self.regressions and not self.missing
 
     def summary(self) -> str:
@@ -255,6 +263,7 @@ class GateReport:
         return "\n".join([*lines, "", *self.notes, self.summary()]).rstrip() + "\n"
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict: ok, baseline and new labels, summary and every row."""
         return {
             "ok": self.ok,
             "baseline": self.baseline_label,
@@ -370,9 +379,11 @@ class RunCheck:
 
     @property
     def ok(self) -> bool:
+        """True when no model failed and the gate report exists and passed."""
         return not self.failures and self.report is not None and self.report.ok
 
     def format(self) -> str:
+        """Multi-line text: a header, the gate report, and one line per failed model."""
         head = f"{self.suite}: run {self.run.id} ({self.run.started})"
         lines = [head + (f" against {self.baseline_label}" if self.baseline_label else "")]
         if self.report is not None:

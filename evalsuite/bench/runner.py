@@ -74,6 +74,7 @@ def _load_options(load: dict[str, Any], base: Path) -> dict[str, Any]:
 
 
 def battery_config(suite: Suite, ov: Overrides) -> BatteryConfig:
+    """The suite's ``battery`` section (and ``--limit``) as a BatteryConfig."""
     b = suite.battery
     kw: dict[str, Any] = {}
     for key in ("checks", "attacks", "ood_scores"):
@@ -142,6 +143,7 @@ class RunOutcome:
 
     @property
     def complete(self) -> bool:
+        """True when no model failed."""
         return not self.failures
 
 

@@ -130,6 +130,7 @@ class ModelRun:
 
     @classmethod
     def failed(cls, reason: str) -> ModelRun:
+        """A ModelRun for a model that failed with ``reason``: no metrics, status 'failed'."""
         return cls(metrics={}, status="failed", reason=reason)
 
 
@@ -151,6 +152,7 @@ class RunInfo:
 
     @property
     def complete(self) -> bool:
+        """True when the run's status is 'complete'."""
         return self.status == "complete"
 
     @property
@@ -354,6 +356,7 @@ class ResultStore:
             self._raise(e)
 
     def close(self) -> None:
+        """Close the database connection."""
         self._con.close()
 
     def __enter__(self) -> ResultStore:
@@ -513,6 +516,7 @@ class ResultStore:
         )
 
     def suites(self) -> list[str]:
+        """Names of every suite with a stored run, sorted."""
         return [r[0] for r in self._read("SELECT DISTINCT suite FROM runs ORDER BY suite")]
 
     def runs(self, suite: str) -> list[RunInfo]:
@@ -521,6 +525,7 @@ class ResultStore:
         return [self._run_info(r) for r in rows]
 
     def latest(self, suite: str) -> RunInfo | None:
+        """The newest run of ``suite``, or None when it has none."""
         rows = self._read(
             f"SELECT {self._run_cols} FROM runs WHERE suite=? ORDER BY id DESC LIMIT 1", (suite,)
         )

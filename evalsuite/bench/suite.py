@@ -97,6 +97,8 @@ COMPARE_KEYS = {"n_boot", "alpha", "reference"}
 
 @dataclass(frozen=True)
 class SuiteModel:
+    """One model of a suite: a ``checkpoint`` to load or a ``train`` spec, plus load options."""
+
     name: str
     checkpoint: Path | None = None
     train: dict[str, Any] | None = None
@@ -105,6 +107,8 @@ class SuiteModel:
 
 @dataclass(frozen=True)
 class Suite:
+    """A parsed suite file: battery, data, tolerances, models and comparison settings."""
+
     name: str
     path: Path
     description: str

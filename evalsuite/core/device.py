@@ -21,4 +21,5 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def device_name(device: torch.device) -> str:
+    """The CUDA device's name, or ``"cpu"`` for any non-CUDA device."""
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

@@ -35,6 +35,7 @@ def git_revision() -> str | None:
 
 
 def package_versions() -> dict[str, str | None]:
+    """Installed version of each tracked package, None for those not installed."""
     out: dict[str, str | None] = {}
     for name in _PACKAGES:
         try:

@@ -24,6 +24,8 @@ class Registry(Generic[T]):
         self._help: dict[str, str] = {}
 
     def register(self, name: str, help: str = "") -> Callable[[T], T]:
+        """A decorator that registers its target under ``name`` and returns it unchanged."""
+
         def deco(obj: T) -> T:
             self.add(name, obj, help)
             return obj
@@ -31,6 +33,7 @@ class Registry(Generic[T]):
         return deco
 
     def add(self, name: str, obj: T, help: str = "") -> None:
+        """Register ``obj`` as ``name`` (help: given, else its docstring's first line); KeyError if taken."""
         if name in self._items:
             raise KeyError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
@@ -38,20 +41,24 @@ class Registry(Generic[T]):
         self._help[name] = doc if isinstance(doc, str) else (doc[0] if doc else "")
 
     def get(self, name: str) -> T:
+        """The object registered under ``name``; UsageError with close matches if none is."""
         try:
             return self._items[name]
         except KeyError:
             raise UsageError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
+        """The error message for an unknown ``name``, with close matches and the known names."""
         close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._items))})"
 
     def describe(self, name: str) -> str:
+        """The one-line help for ``name``, or an empty string."""
         return self._help.get(name, "")
 
     def names(self) -> list[str]:
+        """All registered names, sorted."""
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:

@@ -54,10 +54,12 @@ class EvalResult:
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
+        """The result as indented strict JSON (NaN/inf as null), newline-terminated."""
         return json.dumps(json_safe(asdict(self)), indent=1, sort_keys=False, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "result") -> EvalResult:
+        """Build a result from a dict, checking schema and version; DataError naming ``where`` if invalid."""
         if d.get("schema") != SCHEMA:
             raise DataError(f"{where}: not an evalsuite result (schema {d.get('schema')!r})")
         if d.get("schema_version") != SCHEMA_VERSION:
@@ -78,6 +80,7 @@ class EvalResult:
 
     @classmethod
     def load(cls, path: str | Path) -> EvalResult:
+        """Read a result from a JSON file; DataError if it is not an evalsuite result."""
         p = Path(path)
         d = read_json(p)
         if not isinstance(d, dict):
@@ -106,6 +109,7 @@ class ModelEntry:
 
     @property
     def ok(self) -> bool:
+        """Whether both the result and its arrays loaded."""
         return self.result is not None and self.arrays is not None
 
 

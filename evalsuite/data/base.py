@@ -49,10 +49,12 @@ class ImageSet:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
+        """The (C, H, W) shape of one image."""
         c, h, w = self.x.shape[1:]
         return int(c), int(h), int(w)
 
     def images(self, index: torch.Tensor | slice | None = None) -> torch.Tensor:
+        """The images at ``index`` (all when None) as float32 in [0, 1], [N, C, H, W]."""
         x = self.x if index is None else self.x[index]
         return to_float_images(x)
 
@@ -68,6 +70,7 @@ class ImageSet:
         return channel_stats(self.x)
 
     def select(self, index: torch.Tensor, **subset_info: object) -> ImageSet:
+        """A copy holding only the examples at ``index``, with ``subset_info`` recorded as its subset."""
         return dataclasses.replace(self, x=self.x[index], y=self.y[index], subset=dict(subset_info) or None)
 
 
@@ -80,6 +83,8 @@ def to_float_images(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class DatasetOptions:
+    """Options every dataset loader receives: data root, whether to download, and a required shape."""
+
     root: Path | None = None
     download: bool = False
     shape: tuple[int, int, int] | None = None

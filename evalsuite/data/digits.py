@@ -59,6 +59,7 @@ def digits_stats() -> tuple[tuple[float], tuple[float]]:
     "digits", help="embedded: scikit-learn handwritten digits, 8x8 grey, 10 classes, no download"
 )
 def load_digits_set(arg: str, split: str, opts: DatasetOptions) -> ImageSet:
+    """The scikit-learn digits train or test split as an ImageSet with its stored statistics."""
     if arg:
         raise UsageError(f"'digits' takes no argument, got 'digits:{arg}'")
     x_tr, x_te, y_tr, y_te = _digits_split()

@@ -73,6 +73,7 @@ class MetricFamily:
         object.__setattr__(self, "_regex", _template_regex(self.pattern))
 
     def match(self, name: str) -> dict[str, str] | None:
+        """The template parameters if ``name`` matches this family, else None."""
         m = self._regex.match(name)
         return m.groupdict() if m else None
 
@@ -126,10 +127,12 @@ class MetricRef:
 
     @property
     def higher_is_better(self) -> bool:
+        """Whether larger values of this metric are better (its family's direction)."""
         return self.family.higher_is_better
 
     @property
     def group(self) -> Group:
+        """The report group of this metric's family."""
         return self.family.group
 
     def array_keys(self) -> list[str]:
@@ -144,6 +147,7 @@ class MetricRef:
         return functools.partial(fn, n_bins=n_bins) if self.family.uses_bins else fn
 
     def display(self) -> str:
+        """The metric's display label, the family's template filled with its parameters."""
         return self.family.display.format(**self.params)
 
 
@@ -400,6 +404,7 @@ def find(name: str) -> MetricRef | None:
 
 
 def family(key: str) -> MetricFamily:
+    """The metric family registered under ``key``; KeyError if none."""
     return _BY_KEY[key]
 
 
@@ -410,6 +415,7 @@ def higher_is_better(name: str) -> bool:
 
 
 def group_of(name: str) -> str:
+    """The report group of metric ``name``; ``"other"`` for unknown names."""
     ref = find(name)
     return "other" if ref is None else ref.group
 
@@ -427,6 +433,7 @@ def merge_rule(name: str) -> Merge:
 
 
 def group_rank(name: str) -> int:
+    """Position of the metric's group in GROUP_ORDER; unknown groups sort last."""
     g = group_of(name)
     return GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER)
 

@@ -166,6 +166,7 @@ class CalibrationBins:
 
     @property
     def n(self) -> int:
+        """Total number of examples over all bins."""
         return int(self.counts.sum())
 
     @property
@@ -174,11 +175,13 @@ class CalibrationBins:
         return np.abs(self.accuracy - self.confidence)
 
     def ece(self) -> float:
+        """Expected calibration error: count-weighted mean |accuracy - confidence| over non-empty bins."""
         nonempty = self.counts > 0
         w = self.counts[nonempty] / self.n
         return float(np.sum(w * self.gap[nonempty]))
 
     def mce(self) -> float:
+        """Maximum calibration error: the largest |accuracy - confidence| over non-empty bins."""
         return float(np.max(self.gap[self.counts > 0]))
 
     def to_dict(self) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class ModelCard:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The card as plain data, with mean/std under ``normalization``."""
         d = asdict(self)
         d["input_shape"] = list(self.input_shape) if self.input_shape is not None else None
         mean, std = d.pop("mean"), d.pop("std")
@@ -69,6 +70,7 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelCard:
+        """Parse a card written by ``to_dict``; CheckpointError on missing or malformed fields."""
         try:
             norm = d["normalization"]
             return cls(
@@ -90,6 +92,7 @@ class ModelCard:
 
 
 def build_model(card: ModelCard) -> NormalizedModel:
+    """Build the untrained, normalized zoo model that ``card`` describes."""
     if card.mean is None or card.std is None:
         raise CheckpointError("evalsuite checkpoint card lacks its normalization mean/std")
     # None only on cards of foreign models, which are never rebuilt from their card
@@ -103,6 +106,7 @@ def build_model(card: ModelCard) -> NormalizedModel:
 def checkpoint_payload(
     model: torch.nn.Module, card: ModelCard, masks: dict[str, torch.Tensor] | None = None, **extra: Any
 ) -> dict[str, Any]:
+    """The dict saved as a checkpoint: format tags, CPU state_dict, bool masks, card and ``extra``."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -124,6 +128,7 @@ def save_checkpoint(
     card: ModelCard,
     masks: dict[str, torch.Tensor] | None = None,
 ) -> Path:
+    """Save ``model``, ``card`` and ``masks`` as an evalsuite checkpoint at ``path``; return the path."""
     return save_payload(path, checkpoint_payload(model, card, masks))
 
 
@@ -160,6 +165,7 @@ def safe_load(path: str | os.PathLike[str], trust: bool = False) -> Any:
 
 
 def is_evalsuite_checkpoint(obj: Any) -> bool:
+    """True when ``obj`` is a dict tagged with the evalsuite checkpoint format."""
     return isinstance(obj, dict) and obj.get("format") == FORMAT
 
 
@@ -172,6 +178,7 @@ def load_checkpoint(
 
 
 def model_from_payload(obj: Any, where: str) -> tuple[NormalizedModel, ModelCard, dict[str, torch.Tensor]]:
+    """Rebuild (model in eval mode, card, masks) from a loaded checkpoint dict; ``where`` names it."""
     if not is_evalsuite_checkpoint(obj):
         raise CheckpointError(f"{where}: not an evalsuite checkpoint (no 'format': {FORMAT!r})")
     version = obj.get("format_version")

@@ -32,11 +32,13 @@ class ShortcutA(nn.Module):
         self.pad_after = planes - in_planes - self.pad_before
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Subsample [B, C, H, W] by ``stride`` and zero-pad channels: -> [B, planes, H/s, W/s]."""
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
         return F.pad(x, (0, 0, 0, 0, self.pad_before, self.pad_after))
 
     def extra_repr(self) -> str:
+        """The stride and channel padding, for the module's repr."""
         return f"stride={self.stride}, pad=({self.pad_before}, {self.pad_after})"
 
 
@@ -60,6 +62,7 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual block output: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return F.relu(out + self.shortcut(x))
@@ -102,6 +105,7 @@ class CifarResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [B, num_classes] for images [B, in_channels, H, W]."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer3(self.layer2(self.layer1(out)))
         out = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)

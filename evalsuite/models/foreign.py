@@ -74,6 +74,7 @@ class LoadedModel:
 
 
 def norm_record(mean: Sequence[float] | None, std: Sequence[float] | None, source: str) -> dict[str, Any]:
+    """The ``normalization`` record: mean and std as float lists (or None) and their source."""
     return {
         "mean": [float(v) for v in mean] if mean is not None else None,
         "std": [float(v) for v in std] if std is not None else None,

@@ -28,9 +28,11 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-channel (x - mean) / std of x [B, C, H, W]; same shape."""
         return (x - self.mean) / self.std
 
     def extra_repr(self) -> str:
+        """The mean and std, for the module's repr."""
         return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
 
 
@@ -43,4 +45,5 @@ class NormalizedModel(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the wrapped net on normalized x; x [B, C, H, W] in [0, 1]."""
         return self.net(self.normalize(x))

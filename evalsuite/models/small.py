@@ -24,6 +24,7 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(4 * w, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [B, num_classes] for images [B, in_channels, H, W]."""
         x = torch.relu(self.bn1(self.conv1(x)))
         x = self.pool(torch.relu(self.bn2(self.conv2(x))))
         x = torch.relu(self.bn3(self.conv3(x)))
@@ -42,14 +43,17 @@ class TinyMLP(nn.Module):
         self.fc2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [B, num_classes] for images [B, in_channels, image_size, image_size]."""
         return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
 
 
 @MODELS.register("smallcnn", help="3-conv BN net, the default for the embedded digits (kwargs: width=16)")
 def smallcnn(num_classes: int = 10, in_channels: int = 1, width: int = 16) -> nn.Module:
+    """SmallCNN: three conv-BN layers and a linear head."""
     return SmallCNN(num_classes, in_channels, width)
 
 
 @MODELS.register("test_mlp", help="tiny MLP for tests (kwargs: image_size=8, hidden=32)")
 def test_mlp(num_classes: int = 10, in_channels: int = 1, image_size: int = 8, hidden: int = 32) -> nn.Module:
+    """TinyMLP: one hidden layer, for tests."""
     return TinyMLP(num_classes, in_channels, image_size, hidden)

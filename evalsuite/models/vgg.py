@@ -69,6 +69,7 @@ class VGG(nn.Module):
         kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [B, num_classes] for images [B, in_channels, H, W]."""
         # At 32x32 the features are already 1x1; the pool only matters for larger inputs.
         out = torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1)
         return self.classifier(out)

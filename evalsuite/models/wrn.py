@@ -28,6 +28,7 @@ class WideBlock(nn.Module):
             self.shortcut = nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-activation block output, same batch size; [B, planes, H/stride, W/stride]."""
         act = F.relu(self.bn1(x))
         out = F.relu(self.bn2(self.conv1(act)))
         out = self.conv2(self.dropout(out))
@@ -71,6 +72,7 @@ class WideResNet(nn.Module):
         kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [B, num_classes] for images [B, in_channels, H, W]."""
         out = self.layer3(self.layer2(self.layer1(self.conv1(x))))
         out = F.relu(self.bn(out))
         out = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)

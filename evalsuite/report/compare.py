@@ -83,6 +83,7 @@ class CompareSettings:
 
     @property
     def plot(self) -> PlotSettings:
+        """The plot-data settings (CI level, seed, point limits) that these comparison settings imply."""
         return PlotSettings(self.ci_level, self.seed, self.max_curve_points, self.max_hist_points)
 
 
@@ -380,6 +381,7 @@ def primary_family(names: Iterable[str], override: Sequence[str] | None) -> set[
 
 
 def metric_families(names: Iterable[str], override: Sequence[str] | None) -> dict[str, Family]:
+    """Map each metric name to its family: primary, secondary, or descriptive when untested."""
     names = list(names)
     primary = primary_family(names, override)
     out = {}

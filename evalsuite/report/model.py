@@ -82,6 +82,8 @@ class Delta:
 
 @dataclass(frozen=True)
 class SeedStat:
+    """Mean and standard deviation (None where undefined) of a metric over ``n`` seeds."""
+
     mean: float | None
     std: float | None
     n: int
@@ -89,6 +91,8 @@ class SeedStat:
 
 @dataclass(frozen=True)
 class MetricRow:
+    """One metric across models: per-model values, deltas against the reference and how it is tested."""
+
     name: str
     group: str
     higher_is_better: bool
@@ -120,6 +124,8 @@ class MetricVerdict:
 
 @dataclass(frozen=True)
 class Headline:
+    """The headline answer for one model: does it replace the reference, from its primary metrics."""
+
     model: str
     verdict: Replaces
     metrics: tuple[MetricVerdict, ...]
@@ -128,6 +134,8 @@ class Headline:
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """One evaluated model: where it came from, whether it succeeded, and its sparsity facts."""
+
     name: str
     source: str | None
     status: str
@@ -144,11 +152,14 @@ class ModelInfo:
 
     @property
     def ok(self) -> bool:
+        """True when the model's evaluation succeeded."""
         return self.status == "ok"
 
 
 @dataclass(frozen=True)
 class Settings:
+    """The statistics used by a comparison: CI level, alpha, corrections, resamples and margins."""
+
     alpha: float = 0.05
     ci_level: float = 0.95
     n_boot: int = 1000
@@ -165,6 +176,8 @@ class Settings:
 
 @dataclass(frozen=True)
 class Comparison:
+    """A full comparison of models against a reference: models, metric rows, headlines and settings."""
+
     reference: str
     models: tuple[ModelInfo, ...]
     metrics: tuple[MetricRow, ...]
@@ -186,22 +199,27 @@ class Comparison:
         ]
 
     def others(self) -> list[str]:
+        """Successful models other than the reference, in order."""
         return [n for n in self.ok_models() if n != self.reference]
 
     def failed(self) -> list[ModelInfo]:
+        """Models whose evaluation failed."""
         return [m for m in self.models if not m.ok]
 
     def row(self, name: str) -> MetricRow:
+        """The metric row named ``name``; raises KeyError if there is none."""
         for r in self.metrics:
             if r.name == name:
                 return r
         raise KeyError(name)
 
     def headline(self, model: str) -> Headline | None:
+        """The headline of ``model``, or None when it has none."""
         return next((h for h in self.headlines if h.model == model), None)
 
     @property
     def is_seed_comparison(self) -> bool:
+        """True when values are seed-level (seed groups or any row with seed statistics)."""
         return bool(self.seed_groups) or any(r.seed_level for r in self.metrics)
 
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PlotSettings:
+    """Limits and settings of the plot data: CI level, subsampling seed and maximum points per plot."""
+
     ci_level: float = 0.95
     seed: int = 0
     max_curve_points: int = 200
@@ -61,6 +63,7 @@ def _wilson_or_none(correct: np.ndarray | None, s: PlotSettings) -> list[float |
 
 
 def plot_data(entries: Sequence[ModelEntry], s: PlotSettings) -> dict[str, Any]:
+    """Plot data of the successful models: reliability, robustness curves, ROC curves and score histograms."""
     plots: dict[str, Any] = {"reliability": {}, "robust": {}, "roc": {}, "hist": {}}
     for e in entries:
         if not e.ok:

@@ -18,6 +18,7 @@ AnyComparison = Comparison | Mapping[str, Any]
 
 
 def view(comp: AnyComparison) -> ReportView:
+    """The table view of a comparison (a Comparison or its JSON mapping)."""
     return build_view(as_comparison(comp))
 
 

@@ -59,6 +59,8 @@ class Cell:
 
 @dataclass(frozen=True)
 class Column:
+    """A table column: its header cell and the model (and delta block) it belongs to."""
+
     header: Cell
     block: str = ""  # the compared model whose delta columns these are ("" for label and value columns)
     model: str = ""  # the model whose values the column holds
@@ -66,6 +68,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
+    """A format-neutral table: titled columns, rows of cells, a legend and folded sub-tables."""
+
     key: str
     title: str
     columns: tuple[Column, ...]
@@ -77,6 +81,8 @@ class Table:
 
 @dataclass(frozen=True)
 class ReportView:
+    """Everything a report format shows, already worded and formatted, plus the CSV records."""
+
     title: str
     reference: str
     compared: tuple[str, ...]
@@ -99,6 +105,7 @@ class ReportView:
 
 
 def finite(x: Any) -> TypeGuard[float]:
+    """True when ``x`` is a finite int or float (not a bool)."""
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -114,12 +121,14 @@ def fmt_num(x: Any, digits: int = 4, signed: bool = False) -> str:
 
 
 def fmt_p(p: Any) -> str:
+    """A p-value to three decimals, ``<0.001`` below that, ``—`` if not finite."""
     if not finite(p):
         return "—"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def fmt_count(n: Any) -> str:
+    """An integer with thousands separators, ``?`` if not finite."""
     return f"{int(n):,}" if finite(n) else "?"
 
 
@@ -143,6 +152,7 @@ def fmt_value_ci(v: Value | None, digits: int = 4) -> tuple[str, str]:
 
 
 def fmt_delta(d: Delta | None, digits: int = 4) -> str:
+    """A signed delta with its signed ``[lo, hi]`` CI when finite; ``—`` if none."""
     if d is None or not finite(d.delta):
         return "—"
     s = fmt_num(d.delta, digits, signed=True)
@@ -152,6 +162,7 @@ def fmt_delta(d: Delta | None, digits: int = 4) -> str:
 
 
 def one_line(s: Any) -> str:
+    """``s`` as one line with whitespace collapsed; None reads ``unknown error``."""
     return " ".join(str(s if s is not None else "unknown error").split())
 
 
@@ -185,10 +196,12 @@ def scheme_text(m: ModelInfo) -> str:
 
 
 def group_title(group: str) -> str:
+    """The display title of a metric group."""
     return GROUP_TITLES.get(group, group.replace("_", " ").capitalize())
 
 
 def arrow(row: MetricRow) -> str:
+    """``↑`` if higher is better for the row, else ``↓``."""
     return "↑" if row.higher_is_better else "↓"
 
 
@@ -217,6 +230,7 @@ def verdict_cell(row: MetricRow, d: Delta | None) -> Cell:
 
 
 def family_text(row: MetricRow) -> str:
+    """The row's family in words, with its correction unless descriptive."""
     if row.family is Family.DESCRIPTIVE:
         return "descriptive"
     return f"{row.family.value} ({CORRECTION_NAMES.get(row.correction, row.correction)})"
@@ -226,6 +240,7 @@ def family_text(row: MetricRow) -> str:
 
 
 def ci_text(comp: Comparison) -> str:
+    """The CI level as text, e.g. ``95% CI``."""
     return f"{comp.settings.ci_level * 100:g}% CI"
 
 
@@ -258,6 +273,7 @@ def _alpha_text(a: float) -> str:
 
 
 def statistics_line(comp: Comparison) -> str:
+    """The statistics settings on one line: CI, alpha, corrections, resamples, permutations and seed."""
     s = comp.settings
     parts = [ci_text(comp), _alpha_text(s.alpha)]
     if s.correction == "none":
@@ -272,6 +288,7 @@ def statistics_line(comp: Comparison) -> str:
 
 
 def legend_lines(comp: Comparison) -> list[str]:
+    """The legend lines under the metric tables: values, deltas, families and verdicts."""
     ref = comp.reference
     s = comp.settings
     primary = ", ".join(s.primary) or "none"
@@ -625,6 +642,7 @@ CSV_COLUMNS = (
 
 
 def build_view(comp: Comparison) -> ReportView:
+    """Build the format-neutral report view of a comparison."""
     others = comp.others()
     id_text, ood_text = _data_parts(comp)
     lines, head = _headline(comp)

@@ -17,6 +17,7 @@ def _field(x: object) -> object:
 
 
 def emit(v: ReportView) -> str:
+    """metrics.csv text: a header of CSV_COLUMNS, then one line per record."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)

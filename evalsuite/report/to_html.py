@@ -64,10 +64,12 @@ _CLASS: dict[Verdict | Replaces | None, str] = {
 
 
 def h(s: object) -> str:
+    """HTML-escaped ``s``, on one line."""
     return html.escape(one_line(s), quote=True)
 
 
 def cell(c: Cell, tag: str = "td") -> str:
+    """One HTML table cell (``td`` or ``th``) with its CI, arrow and best/verdict classes."""
     text = f"<code>{h(c.text)}</code>" if c.code else h(c.text)
     if c.arrow:
         text += f" {c.arrow}"
@@ -79,6 +81,7 @@ def cell(c: Cell, tag: str = "td") -> str:
 
 
 def table(t: Table) -> list[str]:
+    """The HTML lines of a table (scrollable), its legend and its folded tables in <details>."""
     out = ['<div class="scroll"><table>', "<thead><tr>" + "".join(cell(c.header, "th") for c in t.columns)]
     out += ["</tr></thead>", "<tbody>", *("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in t.rows)]
     out += ["</tbody></table></div>"]
@@ -94,6 +97,7 @@ def _items(pairs: list[str], cls: str) -> list[str]:
 
 
 def emit(v: ReportView, images: dict[str, bytes] | None = None) -> str:
+    """The self-contained HTML report page; ``images`` maps plot names to PNG bytes."""
     images = images or {}
     facts = dict(v.facts)
     out = [

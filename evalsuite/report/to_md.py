@@ -12,12 +12,14 @@ def esc(s: object) -> str:
 
 
 def code(s: object) -> str:
+    """``s`` as inline Markdown code, safe inside a table cell."""
     text = one_line(s).replace("|", "\\|")
     fence, pad = ("``", " ") if "`" in text else ("`", "")
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def cell(c: Cell) -> str:
+    """One Markdown table cell; best values and worse verdicts in bold."""
     text = code(c.text) if c.code else esc(c.text)
     if c.best or c.verdict is Verdict.WORSE:
         text = f"**{text}**"
@@ -27,6 +29,7 @@ def cell(c: Cell) -> str:
 
 
 def table(t: Table) -> list[str]:
+    """The Markdown lines of a table, its legend and its folded tables in <details>."""
     align = ["---:" if (t.rows and t.rows[0][i].num) else ":---" for i in range(len(t.columns))]
     out = ["| " + " | ".join(cell(c.header) for c in t.columns) + " |", "|" + "|".join(align) + "|"]
     out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in t.rows]
@@ -41,6 +44,7 @@ _ANSWER = {Replaces.YES: "✅", Replaces.WORSE: "❌", Replaces.INCONCLUSIVE: "�
 
 
 def emit(v: ReportView) -> str:
+    """The report as GitHub-flavoured Markdown."""
     others = ", ".join(code(x) for x in v.compared) or "no model"
     lines = [f"# Comparison: {others} vs {code(v.reference)}", ""]
     facts = dict(v.facts)

@@ -48,6 +48,7 @@ def tex_escape(s: object) -> str:
 
 
 def cell(c: Cell) -> str:
+    """One LaTeX table cell; best values and worse verdicts in bold, the CI in script size."""
     text = tex_escape(c.text)
     if c.best or c.verdict is Verdict.WORSE:
         text = rf"\textbf{{{text}}}"
@@ -102,6 +103,7 @@ def _header(cols: list[Column]) -> list[str]:
 
 
 def tabular(t: Table, idx: list[int]) -> list[str]:
+    """A booktabs tabular of the columns ``idx`` of a table, folded rows appended."""
     cols = [t.columns[i] for i in idx]
     spec = "".join("r" if (t.rows and t.rows[0][i].num) else "l" for i in idx)
     out = [_TEX_FIT_OPEN, rf"\begin{{tabular}}{{{spec}}}", r"\toprule", *_header(cols), r"\midrule"]
@@ -111,6 +113,7 @@ def tabular(t: Table, idx: list[int]) -> list[str]:
 
 
 def float_table(t: Table, caption: str) -> list[str]:
+    """The table as one or more LaTeX table floats (one per layout part), captioned and labelled."""
     parts = layout(t)
     out = []
     for k, idx in enumerate(parts):
@@ -127,6 +130,7 @@ def float_table(t: Table, caption: str) -> list[str]:
 
 
 def emit(v: ReportView) -> str:
+    """The LaTeX tables file: comments on failures and warnings, then the booktabs tables."""
     caption = (
         f"Δ = model − {v.reference} with its uncorrected CI; p adjusted within its family; verdict at "
         f"α = {v.alpha:g}. ↑/↓: higher/lower is better; best in bold."

@@ -42,6 +42,7 @@ def table(t: Table) -> list[str]:
 
 
 def emit(v: ReportView) -> str:
+    """The compact plain-text report for the terminal."""
     facts = dict(v.facts)
     lines = [
         f"reference {v.reference}; compared: {', '.join(v.compared) or 'none'}",

@@ -34,6 +34,7 @@ class PrunableLayer:
 
     @property
     def numel(self) -> int:
+        """Number of weights: the product of ``shape``."""
         n = 1
         for s in self.shape:
             n *= s

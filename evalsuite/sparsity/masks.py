@@ -54,6 +54,7 @@ def mask_hash(masks: Mapping[str, torch.Tensor], order: Iterable[str] | None = N
 
 
 def check_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
+    """Raise UsageError unless every mask names a parameter of ``model`` and has its shape."""
     params = dict(model.named_parameters())
     for name, m in masks.items():
         if name not in params:
@@ -84,17 +85,20 @@ class MaskedParameters:
 
     @torch.no_grad()
     def apply(self) -> None:
+        """Zero the masked-out weights in place."""
         if self.params:
             torch._foreach_mul_([p.data for p in self.params], self.masks)
 
     @torch.no_grad()
     def mask_grads(self) -> None:
+        """Zero the gradients of masked-out weights in place."""
         pairs = [(p.grad, m) for p, m in zip(self.params, self.masks) if p.grad is not None]
         if pairs:
             torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
 
     @torch.no_grad()
     def after_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Re-apply the masks to weights and to the optimizer's momentum/Adam buffers after a step."""
         self.apply()
         bufs, ms = [], []
         for p, m in zip(self.params, self.masks):

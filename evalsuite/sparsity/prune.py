@@ -26,10 +26,12 @@ class SparsityPlan:
 
     @property
     def hash(self) -> str:
+        """Hash of the masks in layer order."""
         return mask_hash(self.masks, [lay.name for lay in self.layers])
 
     @property
     def realized_density(self) -> float:
+        """Fraction of prunable weights the masks keep, over all layers."""
         kept = sum(int(self.masks[lay.name].sum()) for lay in self.layers)
         return kept / sum(lay.numel for lay in self.layers)
 

@@ -45,6 +45,7 @@ def needs_data(scheme: str) -> bool:
 
 
 def check_density(density: float) -> float:
+    """Return ``density`` as a float; UsageError unless it lies in (0, 1]."""
     if not (0.0 < float(density) <= 1.0):
         raise UsageError(f"density must be in (0, 1] (fraction of weights kept), got {density}")
     return float(density)
@@ -74,6 +75,7 @@ def _last_linear(layers: Sequence[PrunableLayer]) -> int:
 
 @SCHEMES.register("dense", help="every layer at density 1 (the dense twin); --density must be 1")
 def dense(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -> list[float]:
+    """Density 1.0 for every layer; UsageError unless ``density`` is 1."""
     if density != 1.0:
         raise UsageError(f"scheme 'dense' keeps every weight; --density must be 1, got {density}")
     return [1.0] * len(layers)
@@ -81,6 +83,7 @@ def dense(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -
 
 @SCHEMES.register("uniform", help="every layer at the global density")
 def uniform(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -> list[float]:
+    """The global ``density`` for every layer."""
     return [density] * len(layers)
 
 
@@ -89,6 +92,7 @@ def uniform(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext)
     help="first layer dense, last layer at least 0.2, the rest uniform (Gale et al. 2019)",
 )
 def uniform_plus(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -> list[float]:
+    """First layer dense, last linear at least 0.2, the rest uniform so the global density holds."""
     if len(layers) < 3:
         return uniform(layers, density, ctx)
     n = [layer.numel for layer in layers]
@@ -138,6 +142,7 @@ def _erdos_renyi(
 
 @SCHEMES.register("er", help="Erdos-Renyi: density ~ (n_in + n_out) / (n_in * n_out)")
 def er(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -> list[float]:
+    """Erdos-Renyi densities, proportional to (n_in + n_out) / (n_in * n_out)."""
     raw = [(lay.fan_in + lay.fan_out) / (lay.fan_in * lay.fan_out) for lay in layers]
     return _erdos_renyi(layers, density, raw, set())
 
@@ -150,11 +155,13 @@ def _erk_raw(layers: Sequence[PrunableLayer]) -> list[float]:
 
 @SCHEMES.register("erk", help="Erdos-Renyi-Kernel: density ~ (n_in+n_out+k_h+k_w)/(n_in n_out k_h k_w)")
 def erk(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -> list[float]:
+    """Erdos-Renyi-Kernel densities, proportional to the sum of the weight's dims over their product."""
     return _erdos_renyi(layers, density, _erk_raw(layers), set())
 
 
 @SCHEMES.register("erk+", help="ERK with the last (classifier) layer dense, the paper's ImageNet setting")
 def erk_plus(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -> list[float]:
+    """ERK densities with the last linear (classifier) layer kept dense."""
     return _erdos_renyi(layers, density, _erk_raw(layers), {_last_linear(layers)})
 
 
@@ -193,6 +200,7 @@ def _require_batch(ctx: SchemeContext, name: str) -> tuple[nn.Module, torch.Tens
     help="layer ratios of one-shot SNIP (|g * w|) on training images (needs the data); positions random",
 )
 def snip(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -> list[float]:
+    """Per-layer kept fractions of a global top-k on SNIP scores |g * w| from one batch."""
     model, x, y = _require_batch(ctx, "snip")
     weights = _params_by_name(model, layers)
     model.zero_grad(set_to_none=True)
@@ -210,6 +218,7 @@ GRASP_TEMPERATURE = 200.0
     help="layer ratios of one-shot GraSP (-w * Hg) on training images (needs the data); positions random",
 )
 def grasp(layers: Sequence[PrunableLayer], density: float, ctx: SchemeContext) -> list[float]:
+    """Per-layer kept fractions of a global top-k on GraSP scores w * Hg from one batch."""
     model, x, y = _require_batch(ctx, "grasp")
     weights = _params_by_name(model, layers)
     # Wang et al. 2020: g from the plain loss, Hg by double backprop through a temperature-scaled loss

@@ -36,6 +36,7 @@ class DatasetInfo:
 
     @classmethod
     def of(cls, data: ImageSet) -> DatasetInfo:
+        """The info of a loaded ImageSet, with its published or measured training statistics."""
         mean, std = data.training_stats()  # published statistics, else measured on this training set
         return cls(data.name, data.num_classes, data.input_shape, tuple(mean), tuple(std))
 

@@ -67,6 +67,7 @@ class InitSpec:
     download: bool = False
 
     def resolved_arch(self) -> str:
+        """``arch``, or the dataset's default architecture when it is None."""
         return self.arch or default_arch(self.dataset)
 
 
@@ -178,10 +179,12 @@ class TrainOptions:
 
     @property
     def log_path(self) -> Path:
+        """The JSON-lines training log next to ``out``: ``<stem>.log.jsonl``."""
         return self.out.with_name(self.out.stem + ".log.jsonl")
 
     @property
     def resume_path(self) -> Path:
+        """The resume file next to ``out``: ``<stem>.resume.pt``."""
         return self.out.with_name(self.out.stem + ".resume.pt")
 
 

@@ -44,6 +44,7 @@ class Recipe:
             raise UsageError(f"milestones must be epochs >= 1, got {list(self.milestones)}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The recipe as plain data, with milestones as a list and the optimizer and schedule named."""
         d = asdict(self)
         d["milestones"] = list(self.milestones)
         d["optimizer"] = "sgd"
@@ -52,6 +53,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Recipe:
+        """A Recipe from ``to_dict`` output; unknown keys are ignored."""
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         if "milestones" in kw:
@@ -59,6 +61,7 @@ class Recipe:
         return cls(**kw)
 
     def with_overrides(self, **overrides: Any) -> Recipe:
+        """A copy with the given fields replaced; None values are ignored."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -83,6 +86,7 @@ DEFAULT_ARCH: dict[str, str] = {
 
 
 def default_recipe(dataset: str) -> Recipe:
+    """The default recipe of ``dataset``; the paper's CIFAR recipe when it has none."""
     return DEFAULT_RECIPES.get(dataset, PAPER_CIFAR)
 
 
@@ -113,6 +117,7 @@ def resolve_recipe(dataset: str, overrides: Mapping[str, Any]) -> tuple[Recipe, 
 
 
 def default_arch(dataset: str) -> str:
+    """The default architecture of ``dataset``; UsageError when it has none."""
     if dataset not in DEFAULT_ARCH:
         raise UsageError(f"no default model for dataset {dataset!r}; pass --arch")
     return DEFAULT_ARCH[dataset]
