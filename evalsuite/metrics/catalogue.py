@@ -186,6 +186,29 @@ def _ood(
     )
 
 
+def _calibration(
+    key: str, fn: Callable[..., float], paired: PairedTest, primary: Primary, display: str, definition: str
+) -> MetricFamily:
+    """A calibration-error family: top-label confidence and correctness, binned, in [0, 1], lower better."""
+    return MetricFamily(
+        key=key,
+        pattern=key,
+        group="calibration",
+        higher_is_better=False,
+        kind="proportion",
+        arrays=("id/confidence", "id/correct"),
+        value_ci="calibration_bound",
+        paired_test=paired,
+        merge="recompute",
+        primary=primary,
+        display=display,
+        definition=definition,
+        fn=fn,
+        uses_bins=True,
+        bounds=(0.0, 1.0),
+    )
+
+
 def _sparsity(leaf: str, kind: Kind, display: str, definition: str) -> MetricFamily:
     return MetricFamily(
         key=f"sparsity_{leaf}",
@@ -253,58 +276,31 @@ FAMILIES: tuple[MetricFamily, ...] = (
         fn=mean,
         bounds=(0.0, 2.0),
     ),
-    MetricFamily(
-        key="ece",
-        pattern="ece",
-        group="calibration",
-        higher_is_better=False,
-        kind="proportion",
-        arrays=("id/confidence", "id/correct"),
-        value_ci="calibration_bound",
-        paired_test="permutation",
-        merge="recompute",
-        primary="always",
-        display="ECE",
-        definition="expected calibration error: top-label, equal-width confidence bins (15 by default), "
+    _calibration(
+        "ece",
+        C.ece,
+        "permutation",
+        "always",
+        "ECE",
+        "expected calibration error: top-label, equal-width confidence bins (15 by default), "
         "L1 gap weighted by bin size",
-        fn=C.ece,
-        uses_bins=True,
-        bounds=(0.0, 1.0),
     ),
-    MetricFamily(
-        key="ece_adaptive",
-        pattern="ece_adaptive",
-        group="calibration",
-        higher_is_better=False,
-        kind="proportion",
-        arrays=("id/confidence", "id/correct"),
-        value_ci="calibration_bound",
-        paired_test="permutation",
-        merge="recompute",
-        primary="never",
-        display="adaptive ECE",
-        definition="ECE with equal-mass confidence bins (15 by default)",
-        fn=C.ece_adaptive,
-        uses_bins=True,
-        bounds=(0.0, 1.0),
+    _calibration(
+        "ece_adaptive",
+        C.ece_adaptive,
+        "permutation",
+        "never",
+        "adaptive ECE",
+        "ECE with equal-mass confidence bins (15 by default)",
     ),
-    MetricFamily(
-        key="mce",
-        pattern="mce",
-        group="calibration",
-        higher_is_better=False,
-        kind="proportion",
-        arrays=("id/confidence", "id/correct"),
-        value_ci="calibration_bound",
-        paired_test="none",
-        merge="recompute",
-        primary="never",
-        display="MCE",
-        definition="maximum calibration error: the largest bin gap over non-empty equal-width bins "
+    _calibration(
+        "mce",
+        C.mce,
+        "none",
+        "never",
+        "MCE",
+        "maximum calibration error: the largest bin gap over non-empty equal-width bins "
         "(descriptive: too noisy to test)",
-        fn=C.mce,
-        uses_bins=True,
-        bounds=(0.0, 1.0),
     ),
     _ood(
         "auroc",
