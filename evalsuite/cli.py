@@ -813,6 +813,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise CLIUsageError(f"{flag} must be a positive number of examples, got {value}")
     _check_out(args.out)
+    if args.from_init is not None:
+        from evalsuite.core.io import check_output
+
+        # the trained checkpoint must never replace the init it starts from
+        check_output(args.out, [args.from_init], suffix=None, partner_suffix=None)
     from evalsuite.train.recipe import RECIPE_FIELDS
 
     overrides = {k: getattr(args, k, None) for k in RECIPE_FIELDS}

@@ -114,6 +114,13 @@ INIT_CASES = [
 ]
 
 TRAIN_CASES = [
+    Case(
+        "train-out-is-its-from-init",
+        ["train", "--from", "{tmp}/init.pt", "--out", "{tmp}/init.pt"],
+        "an input of this command",
+        code=2,
+        setup=_file("init.pt", (CHECKPOINTS / "digits-dense.pt").read_bytes()),
+    ),
     Case("train-no-dataset-no-from", ["train", "--out", "{tmp}/t.pt"], "--dataset", code=2, after=NO_TRAIN),
     Case("train-epochs-zero", [*TRAIN, "--epochs", "0"], "epochs must be >= 1", code=2, after=NO_TRAIN),
     Case("train-batch-one", [*TRAIN, "--batch-size", "1"], "batch size", code=2, after=NO_TRAIN),
