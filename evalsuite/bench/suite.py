@@ -50,7 +50,7 @@ else:  # pragma: no cover
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
-TOP_KEYS = {"name", "description", "battery", "data", "tolerances", "models", "compare"}
+TOP_KEYS = {"name", "description", "battery", "data", "tolerances", "models", "compare", "grid"}
 BATTERY_KEYS = {
     "checks",
     "attacks",
@@ -118,6 +118,12 @@ class Suite:
     models: tuple[SuiteModel, ...]
     compare: dict[str, Any]
     checked_for_run: bool = False  # read with loading=True: trust refused unless given, checkpoints exist
+    grid: dict[str, Any] | None = None  # a study: [grid] expands into jobs (evalsuite.bench.grid)
+
+    @property
+    def is_study(self) -> bool:
+        """Whether the suite is a grid (a study of train-and-evaluate jobs) rather than a model list."""
+        return self.grid is not None
 
 
 def _line_of(text: str, key: str, after: int = 0) -> int:
@@ -205,8 +211,23 @@ def load_suite(name_or_path: str, *, trust: bool = False, loading: bool = True) 
                 '"noise" or { abs = NUMBER }'
             )
     models_raw = raw.get("models", [])
-    if not models_raw:
-        raise UsageError(f"{path}: the suite names no [[models]]")
+    grid = raw.get("grid")
+    if grid is not None:
+        if not isinstance(grid, dict):
+            raise UsageError(f"{_where(path, text, 'grid')}: grid must be a table ([grid])")
+        if models_raw:
+            raise UsageError(
+                f"{_where(path, text, 'grid')}: a suite has [[models]] or a [grid], not both "
+                "(put fixed checkpoints in a suite of their own)"
+            )
+        arches = [a for a in _grid_arches(grid) if isinstance(a, str) and ":" in a]
+        if arches and loading and not trust:
+            raise UsageError(
+                f"{_where(path, text, 'arch', _line_of(text, 'grid'))}: grid arch = {arches[0]!r} names code "
+                f"to run; {_TRUST_HINT}"
+            )
+    elif not models_raw:
+        raise UsageError(f"{path}: the suite names no [[models]] (or a [grid])")
     models = []
     search_from = 0
     for m in models_raw:
@@ -259,4 +280,14 @@ def load_suite(name_or_path: str, *, trust: bool = False, loading: bool = True) 
         models=tuple(models),
         compare=dict(compare),
         checked_for_run=loading,
+        grid=dict(grid) if grid is not None else None,
     )
+
+
+def _grid_arches(grid: dict[str, Any]) -> list[Any]:
+    """Every arch a grid names (its axis and its includes)."""
+    out = list(grid["arch"]) if isinstance(grid.get("arch"), list) else [grid.get("arch")]
+    for inc in grid.get("include", []) if isinstance(grid.get("include"), list) else []:
+        if isinstance(inc, dict) and "arch" in inc:
+            out.extend(inc["arch"] if isinstance(inc["arch"], list) else [inc["arch"]])
+    return out
