@@ -229,6 +229,9 @@ def _space(grid: Mapping[str, Any], where: str) -> _Space:
         values[key], kind[key] = vals, "base"
         if is_axis:
             axes.append(key)
+    for key, default in (("arch", None), ("scheme", "dense"), ("density", 1.0), ("seed", 0)):
+        if key not in values:
+            values[key], kind[key] = [default], "base"
     for section, allowed in (("arch_kwargs", None), ("recipe", set(RECIPE_FIELDS))):
         table = grid.get(section, {})
         if not isinstance(table, dict):
@@ -251,14 +254,6 @@ def _space(grid: Mapping[str, Any], where: str) -> _Space:
             raise UsageError(
                 f"{where}: unknown key {key!r} in [grid.train]; allowed: {', '.join(sorted(GRID_TRAIN_KEYS))}"
             )
-    values.setdefault("scheme", ["dense"])
-    kind.setdefault("scheme", "base")
-    values.setdefault("density", [1.0])
-    kind.setdefault("density", "base")
-    values.setdefault("seed", [0])
-    kind.setdefault("seed", "base")
-    values.setdefault("arch", [None])
-    kind.setdefault("arch", "base")
     return _Space(values=values, kind=kind, axes=tuple(axes), train_fixed=train_fixed)
 
 
@@ -311,6 +306,9 @@ def grid_points(grid: Mapping[str, Any], where: str = "[grid]") -> tuple[list[di
                 f"{where}: scheme {p['scheme']!r} with density {p['density']}; "
                 "density is the fraction kept, in (0, 1)"
             )
+    # an axis is any key that takes more than one value in the end (an include can make a fixed key vary)
+    varying = [k for k in space.values if len({canonical_json(p.get(k)) for p in points}) > 1]
+    space = _Space(values=space.values, kind=space.kind, axes=tuple(varying), train_fixed=space.train_fixed)
     if bool(grid.get("dense_twins", True)):
         twins = [{**p, "scheme": "dense", "density": 1.0} for p in points if p["scheme"] != "dense"]
         points = twins + points
