@@ -6,14 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from evalsuite.bench.plan import plan_suite
 from evalsuite.bench.suite import SUITE_DIR, load_suite, resolve_suite_path
 from evalsuite.core.errors import UsageError
 
 
-@pytest.mark.parametrize("name", ["smoke", "cifar10-resnet20", "cifar10-width"])
+@pytest.mark.parametrize(
+    "name", ["smoke", "cifar10-resnet20", "cifar10-width", "paper-cifar10", "study-digits"]
+)
 def test_shipped_suites_parse(name):
     suite = load_suite(name)
-    assert suite.name == name and suite.models
+    assert suite.name == name and (bool(suite.models) != suite.is_study)
     assert suite.path == SUITE_DIR / f"{name}.toml"
 
 
@@ -22,9 +25,10 @@ def test_cifar_suites_are_the_papers_setting():
     assert [m.name for m in r20.models] == ["dense", "erk-0.05", "erk-0.1", "erk-0.2"]
     assert {m.train["seed"] for m in r20.models} == {1}
     assert r20.data["ood"] == ["svhn", "cifar100"]
-    width = load_suite("cifar10-width")
-    grid = {(m.train["arch_kwargs"]["width"], m.train["density"]) for m in width.models}
+    width = plan_suite(load_suite("cifar10-width"), revision="r")
+    grid = {(j.train["arch_kwargs"]["width"], j.train["density"]) for j in width.jobs}
     assert grid == {(w, d) for w in (8, 16, 24, 32) for d in (0.05, 0.1, 0.2, 1.0)}
+    assert {j.train["seed"] for j in width.jobs} == {1} and len(width.jobs) == 16
 
 
 def _write(tmp_path: Path, text: str) -> Path:
