@@ -171,7 +171,8 @@ def gap_figure(frame: pd.DataFrame, metric: str, alpha: float = 0.05) -> tuple[F
     label = S.metric_label(metric)
     ax.set_ylabel(f"{label}: sparse − dense")
     ax.set_title(
-        f"Gap to the dense twin against model size ({label})\nmean over seeds, t interval at {1 - alpha:g}"
+        f"Gap to the dense twin against model size ({label})\n"
+        f"mean over seeds, unadjusted t interval at {1 - alpha:g}"
     )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
