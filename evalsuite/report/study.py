@@ -361,7 +361,7 @@ def resolve_metrics(frame: pd.DataFrame, metrics: Sequence[str] | None) -> list[
 def default_layout(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Default layout: rows scheme, density (those present); cols every other axis that varies but seed."""
     axes = frame_axes(frame)
-    rows = [a for a in ("scheme", "density") if a in axes]
+    rows: list[str] = [a for a in ("scheme", "density") if a in axes]
     varying = [a for a in axes if a not in rows and a != REPLICATE and frame[a].nunique(dropna=False) > 1]
     if not rows:
         rows, varying = varying[:1], varying[1:]
