@@ -150,13 +150,14 @@ def load_pairs(pairs: Iterable[tuple[Mapping[str, Any], str]], where: str = "sto
 
 
 def _is_result_file(path: Path) -> bool:
-    # cheap sniff before parsing: reports, specs and status files are JSON too
+    # cheap sniff before parsing: reports, specs and status files are JSON too; a result's JSON opens with
+    # its metrics (its schema tag comes last), so a file without them near the start is not parsed
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
     except OSError:
         return False
-    return path.name == "result.json" or (b'"schema"' in head and SCHEMA.encode() in head)
+    return path.name == "result.json" or b'"metrics"' in head
 
 
 def load_folder(folder: str | Path) -> pd.DataFrame:

@@ -95,6 +95,8 @@ def make_result(axes: dict[str, Any], metrics: dict[str, float] | None = None) -
         data={"id": {"spec": "digits", "n": 360}},
         model={"name": name, "source": f"{name}.pt", "card": card},
         provenance={},
+        # real results run to tens of kB of details: the schema tag (written last) lies far from the start
+        details={"per_example_confidence": [round(0.5 + i / 20000, 5) for i in range(1000)]},
     )
 
 
@@ -102,13 +104,14 @@ def job_id(axes: dict[str, Any]) -> str:
     return "j" + "-".join(str(axes[k]) for k in ("width", "scheme", "density", "seed")).replace(".", "p")
 
 
-def write_study(root: Path, with_spec: bool = True) -> list[dict[str, Any]]:
-    """One job folder per point (spec.json, status.json, result.json + .npz); returns the points."""
+def write_study(root: Path, with_spec: bool = True, file_name: str = "result.json") -> list[dict[str, Any]]:
+    """One job folder per point (spec.json, status.json, result.json + .npz); returns the points.
+    ``file_name="{job}.json"`` names each result after its job instead."""
     pts = points()
     for axes in pts:
         d = root / job_id(axes)
         d.mkdir(parents=True)
-        save_result(make_result(axes), {"id/labels": np.arange(4)}, d / "result.json")
+        save_result(make_result(axes), {"id/labels": np.arange(4)}, d / file_name.format(job=job_id(axes)))
         if with_spec:
             spec = {"job_id": job_id(axes), "name": job_id(axes), "axes": axes}
             (d / "spec.json").write_text(json.dumps(spec))
