@@ -925,7 +925,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
         with ResultStore(args.store, create=False) as store:
             jobs = store.jobs(args.suite)
-        done = [(j.axes, j.result_json) for j in jobs if j.state == "done" and j.result_json]
+        done = [(j.axes, j.result_json, j.job_id) for j in jobs if j.state == "done" and j.result_json]
         if not done:
             raise CLIUsageError(
                 f"no results found for suite {args.suite!r} in {args.store} ({len(jobs)} job(s), none done)"

@@ -128,12 +128,17 @@ def _add_point(points: dict[Key, str], axes: Mapping[str, Any], where: str) -> N
     points[key] = where
 
 
-def load_pairs(pairs: Iterable[tuple[Mapping[str, Any], str]], where: str = "store") -> pd.DataFrame:
-    """The long frame from ``(axes, result JSON text)`` pairs (the store's finished jobs)."""
+def load_pairs(
+    pairs: Iterable[tuple[Mapping[str, Any], str] | tuple[Mapping[str, Any], str, str]], where: str = "store"
+) -> pd.DataFrame:
+    """The long frame from ``(axes, result JSON text)`` pairs, or ``(axes, text, job_id)`` triples (the
+    store's finished jobs); empty axes are read off the model card."""
     rows: list[dict[str, Any]] = []
     points: dict[Key, str] = {}
-    for i, (axes, text) in enumerate(pairs):
-        label = f"{where} job {i}"
+    for i, item in enumerate(pairs):
+        axes, text = item[0], item[1]
+        job = str(item[2]) if len(item) > 2 else f"{i}"
+        label = f"{where} job {job}"
         try:
             d = json.loads(text)
         except (json.JSONDecodeError, TypeError) as e:
@@ -143,9 +148,9 @@ def load_pairs(pairs: Iterable[tuple[Mapping[str, Any], str]], where: str = "sto
         res = EvalResult.from_dict(d, label)
         ax = _check_axes(axes, label) if axes else axes_from_card(res, label)
         name = str(res.model.get("name") or label)
-        label = f"{where} job {name}"
+        label = f"{where} job {job} ({name})"
         _add_point(points, ax, label)
-        rows += _rows_of(ax, res, str(d.get("job_id") or name), name, where)
+        rows += _rows_of(ax, res, job, name, where)
     return _frame(rows, points)
 
 
@@ -189,7 +194,8 @@ def load_folder(folder: str | Path) -> pd.DataFrame:
                 log.warning("study: skipping %s (its job is %s)", path, st.get("state"))
                 continue
         spec = path.with_name("spec.json")
-        job_id, name = path.parent.name, str(res.model.get("name") or path.stem)
+        job_id = path.relative_to(root).as_posix()  # unique even for a flat folder of results
+        name = str(res.model.get("name") or path.stem)
         if spec.is_file():
             s = read_json(spec)
             if not isinstance(s, dict) or not isinstance(s.get("axes"), dict):

@@ -193,6 +193,16 @@ def test_store_pairs_equal_the_folder(runs: Path) -> None:
     a = S.study_table(S.load_pairs(pairs), ["accuracy"], ["scheme", "density"], ["width"])
     b = S.study_table(S.load_folder(runs), ["accuracy"], ["scheme", "density"], ["width"])
     assert S.to_csv(a) == S.to_csv(b)
+    assert a.n_jobs == b.n_jobs == len(pairs)
+    triples = [(p, F.make_result(p).to_json(), F.job_id(p)) for p in F.points()]
+    assert S.load_pairs(triples)["job_id"].nunique() == len(triples)
+
+
+def test_flat_folder_counts_every_result(tmp_path: Path) -> None:
+    for p in F.points():
+        (tmp_path / f"{F.job_id(p)}.json").write_text(F.make_result(p).to_json())
+    t = S.study_table(S.load_folder(tmp_path), ["accuracy"], ["scheme", "density"], ["width"])
+    assert t.n_jobs == len(F.points()) and t.common_n() == 3
 
 
 def test_axes_from_the_card_without_spec(tmp_path: Path, runs: Path) -> None:
