@@ -61,6 +61,18 @@ EPILOG_BENCH = """examples:
 """
 
 
+EPILOG_TABLE = """examples:
+  evalsuite table runs/study-digits --metrics accuracy,ece --rows scheme,density --cols width --out t1
+  evalsuite table --store results.db --suite study-digits --metrics accuracy,nll,ece --out reports/study
+  evalsuite table runs/study-digits --metrics 'ood/*/msp/auroc' --rows density,scheme --out t2 --no-figures
+
+Cells: mean +- std over seeds (n); Delta vs the dense twin (same axes, scheme dense), paired t-test over seeds
+when both have the same seeds, else Welch; p-values Benjamini-Hochberg-adjusted over the table's cells per
+metric (dagger: significant at --alpha); bold: best sparse scheme per column. Writes table.tex (booktabs),
+table.md, table.csv and figures/ (each metric against density; the sparse - dense gap against model size).
+"""
+
+
 class CLIUsageError(Exception):
     """A command-line mistake: reported as one ``error:`` line with exit status 2."""
 
@@ -461,6 +473,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_merge.add_argument("shards", nargs="+", help="shard result JSONs (with their .npz beside them)")
     p_merge.add_argument("--out", required=True, help="merged result JSON")
+
+    p_table = _subcommand(
+        sub,
+        common,
+        "table",
+        "a study's tables and figures: metrics over grid axes, Delta vs dense twins",
+        EPILOG_TABLE,
+    )
+    p_table.add_argument("folder", nargs="?", help="folder of results (runs/<suite>/: **/result.json)")
+    p_table.add_argument("--store", help="results store (SQLite) holding the suite's jobs")
+    p_table.add_argument("--suite", help="suite name in --store")
+    p_table.add_argument(
+        "--metrics", help="METRIC,... (globs allowed, e.g. 'ood/*/msp/auroc'); default: the primary metrics"
+    )
+    p_table.add_argument("--rows", help="AXIS,... of the rows (default scheme,density)")
+    p_table.add_argument("--cols", help="AXIS,... of the columns (default: every other axis that varies)")
+    p_table.add_argument(
+        "--out", required=True, help="output folder (table.tex, table.md, table.csv, figures/)"
+    )
+    p_table.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level after BH (default 0.05)"
+    )
+    p_table.add_argument("--decimals", type=int, default=3, help="decimals shown (default 3)")
+    p_table.add_argument(
+        "--figures", action=argparse.BooleanOptionalAction, default=True, help="write figures/ (default on)"
+    )
+    p_table.add_argument("--force", action="store_true", help="replace an earlier table folder")
     return parser
 
 
@@ -854,6 +893,65 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _axis_list(text: str | None, flag: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [a.strip() for a in text.split(",") if a.strip()]
+    if not names and flag == "--rows":
+        raise CLIUsageError(f"{flag} wants AXIS,..., got nothing")
+    return names
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    """Pivot a study's results into table.tex/md/csv and figures/."""
+    from evalsuite.report import study
+
+    if (args.folder is None) == (args.store is None):
+        raise CLIUsageError("give a results folder or --store S --suite NAME (one of them)")
+    if args.store is not None and not args.suite:
+        raise CLIUsageError("--store needs --suite NAME")
+    if args.suite and args.store is None:
+        raise CLIUsageError("--suite needs --store S (or give a results folder)")
+    if not (0 < args.alpha < 1):
+        raise CLIUsageError(f"--alpha must be in (0, 1), got {args.alpha}")
+    source = args.folder if args.folder is not None else args.store
+    if not Path(source).exists():
+        raise CLIUsageError(f"{source}: no such {'folder' if args.folder is not None else 'results store'}")
+    study.check_table_target(args.out, [source], args.force)  # before any result is read
+    if args.folder is not None:
+        frame = study.load_folder(args.folder)
+    else:
+        from evalsuite.bench.store import ResultStore
+
+        with ResultStore(args.store, create=False) as store:
+            jobs = store.jobs(args.suite)
+        done = [(j.axes, j.result_json, j.job_id) for j in jobs if j.state == "done" and j.result_json]
+        if not done:
+            raise CLIUsageError(
+                f"no results found for suite {args.suite!r} in {args.store} ({len(jobs)} job(s), none done)"
+            )
+        if len(done) < len(jobs):
+            print(f"evalsuite table: {len(jobs) - len(done)} job(s) not done are left out", file=sys.stderr)
+        frame = study.load_pairs(done, where=f"{args.store}:{args.suite}")
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    table = study.study_table(
+        frame,
+        metrics,
+        _axis_list(args.rows, "--rows"),
+        _axis_list(args.cols, "--cols"),
+        alpha=args.alpha,
+        decimals=args.decimals,
+    )
+    out, files, notes = study.write_study(
+        table, frame, args.out, force=args.force, inputs=[source], figures=args.figures
+    )
+    print(study.to_markdown(table))
+    for n in notes:
+        print(f"note: {n}")
+    print(f"wrote {out}/ ({', '.join(files)})")
+    return 0
+
+
 COMMANDS = {
     "ls": cmd_ls,
     "init": cmd_init,
@@ -862,6 +960,7 @@ COMMANDS = {
     "merge": cmd_merge,
     "compare": cmd_compare,
     "bench": cmd_bench,
+    "table": cmd_table,
 }
 
 
