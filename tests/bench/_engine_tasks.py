@@ -43,3 +43,10 @@ def hard_exit(payload: dict[str, Any]) -> dict[str, Any]:
     sys.stderr.write("dying on purpose\n")
     sys.stderr.flush()
     os._exit(3)
+
+
+def stamp(payload: dict[str, Any]) -> dict[str, Any]:
+    """When the task started and ended (wall clock), to check that jobs did not overlap."""
+    start = time.time()
+    time.sleep(float(payload.get("sleep", 0.0)))
+    return {"x": payload["x"], "start": start, "end": time.time()}
