@@ -154,8 +154,8 @@ def main() -> None:
     import torch
 
     print(
-        f"  {args.tasks} jobs x {args.rounds} rounds, {slots} slots, torch {torch.__version__}, one thread per "
-        f"job, {os.cpu_count()} CPUs; load average before {load:.2f}; repo {ROOT.name}"
+        f"  {args.tasks} jobs x {args.rounds} rounds, {slots} slots, torch {torch.__version__}, one thread "
+        f"per job, {os.cpu_count()} CPUs; load average before {load:.2f}; repo {ROOT.name}"
     )
 
 
