@@ -231,8 +231,11 @@ class SlurmEngine(Engine):
         else:
             with self._lock:
                 self._executor.update_parameters(**self._parameters(resources))
-                with self._executor.batch():
-                    jobs = [self._executor.submit(fn, p) for p in payloads]
+                try:
+                    with self._executor.batch():
+                        jobs = [self._executor.submit(fn, p) for p in payloads]
+                except Exception as exc:  # sbatch's refusal (bad partition, time over the limit...)
+                    raise EvalsuiteError(f"slurm: submission failed: {_last_line(str(exc))}") from exc
             self._record(keys, jobs)
             with self._lock:
                 self._watched.extend(_Watch(k, j, f) for k, j, f in zip(keys, jobs, futures))
@@ -345,9 +348,11 @@ class SlurmEngine(Engine):
             log.warning("slurm: %s: %s", w.key, reason)
             err = EvalsuiteError(reason)
             err.__cause__ = exc
-            w.future.set_exception(err)
+            with contextlib.suppress(cf.InvalidStateError):  # cancelled meanwhile
+                w.future.set_exception(err)
         else:
-            w.future.set_result(value)
+            with contextlib.suppress(cf.InvalidStateError):
+                w.future.set_result(value)
 
     def _start_queued(self) -> None:
         with self._lock:
@@ -358,9 +363,16 @@ class SlurmEngine(Engine):
                 if not q.future.cancelled():
                     batch.append(q)
         for q in batch:
-            with self._lock:
-                self._executor.update_parameters(**self._parameters(q.resources))
-                job = self._executor.submit(q.fn, q.payload)
+            try:
+                with self._lock:
+                    self._executor.update_parameters(**self._parameters(q.resources))
+                    job = self._executor.submit(q.fn, q.payload)
+            except Exception as exc:
+                err = EvalsuiteError(f"slurm: submission failed: {_last_line(str(exc))}")
+                err.__cause__ = exc
+                with contextlib.suppress(cf.InvalidStateError):
+                    q.future.set_exception(err)
+                continue
             self._record([q.key], [job])
             with self._lock:
                 self._watched.append(_Watch(q.key, job, q.future))

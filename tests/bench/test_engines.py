@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,6 +127,8 @@ def test_slurm_local_failures_carry_a_one_line_reason(tmp_path: Path, task_env: 
         assert isinstance(crash, EvalsuiteError)
         assert "\n" not in str(crash)
         assert "no result" in str(crash) and "stderr: dying on purpose" in str(crash)
+        with pytest.raises(EvalsuiteError, match=r"slurm: submission failed: .*lock"):
+            engine.submit_many(tasks.square, [{"x": threading.Lock()}], Resources())
     finally:
         engine.close()
 
@@ -136,6 +139,10 @@ def test_slurm_local_array_parallelism_runs_one_at_a_time(tmp_path: Path, task_e
         futs = engine.submit_many(tasks.stamp, [{"x": x, "sleep": 0.5} for x in range(3)], Resources())
         spans = sorted((r["start"], r["end"]) for r in (f.result(timeout=TIMEOUT) for f in futs))
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+        # a queued job that cannot be submitted fails alone
+        bad, good = engine.submit_many(tasks.square, [{"x": threading.Lock()}, {"x": 3}], Resources())
+        assert good.result(timeout=TIMEOUT)["y"] == 9
+        assert "submission failed" in str(bad.exception(timeout=TIMEOUT))
     finally:
         engine.close()
 
