@@ -31,7 +31,9 @@ Generated corruptions, exactly
 - Images under 32 px on a side (the package's minimum; digits are 8x8) are enlarged by an integer factor k
   by pixel repetition, corrupted, and reduced by taking the centre pixel of every k x k block. Point-wise
   corruptions (noise, brightness, contrast, saturate) are thus distributed exactly as at the native size;
-  spatial ones (blurs, elastic, fog, frost, pixelate, JPEG) act on the enlarged canvas.
+  spatial ones (blurs, elastic, fog, frost, snow, spatter, JPEG) act on the enlarged canvas. Pixelate
+  runs at the native size instead (it shrinks by a fraction of the size, so it works at any size, and on
+  the enlarged canvas it would undo nothing but the enlargement).
 - Deterministic: the package draws from numpy's global random state, so each image is corrupted with the
   global state seeded from ``SeedSequence([seed, crc32(corruption), severity, image index])``; the caller's
   global state is restored afterwards. An image's corruption depends on nothing else (not on chunking, the
@@ -530,6 +532,8 @@ def corrupt_images(
     from PIL import Image
 
     k = math.ceil(MIN_SIDE / min(h, w)) if min(h, w) < MIN_SIDE else 1
+    if corruption == "pixelate" and min(h, w) >= 4:
+        k = 1  # an enlarged image is already pixelated k-fold; pixelate scales with any size
     src = _as_uint8_hwc(x)
     out = np.empty((n, h, w, c), dtype=np.uint8)
     state = np.random.get_state()
