@@ -5,6 +5,7 @@ Specs: ``digits`` (embedded), ``cifar10``, ``cifar100``, ``svhn`` (torchvision),
 ``load_dataset(spec, split)`` returns an ``ImageSet``.
 """
 
+from evalsuite.data import corruptions as _corruptions  # noqa: F401  (registers)
 from evalsuite.data import digits as _digits  # noqa: F401  (registers)
 from evalsuite.data import files as _files  # noqa: F401  (registers)
 from evalsuite.data import ood_sets as _ood_sets  # noqa: F401  (registers)

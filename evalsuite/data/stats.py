@@ -49,7 +49,7 @@ def require_standard_stats(name: str) -> Stats:
     return found
 
 
-_NEEDS_PATH = ("npz", "folder")
+_NEEDS_PATH = ("npz", "folder", "cifar10c", "cifar100c", "corrupt")
 
 
 def named_datasets() -> list[str]:
