@@ -373,3 +373,66 @@ def load_fitted(path: str | os.PathLike[str]) -> _Fitted:
     if kind not in FITTED_TYPES:
         raise DataError(f"{path}: not fitted detector statistics (detector {kind!r})")
     return FITTED_TYPES[kind].from_arrays(arrays)
+
+
+FITTED_DETECTORS = ("mahalanobis", "knn", "react", "vim")
+"""The detectors with statistics fit on training features (ODIN needs none, only the model)."""
+
+
+def fit_detectors(
+    names: tuple[str, ...] | list[str],
+    features: ArrayLike | torch.Tensor,
+    labels: ArrayLike | torch.Tensor,
+    head: tuple[np.ndarray, np.ndarray] | None,
+    k: int = KNN_K,
+    percentile: float = REACT_PERCENTILE,
+    vim_dim: int | None = None,
+) -> dict[str, _Fitted]:
+    """Fit each named detector on training ``features`` [N, D] / ``labels`` [N] (one pass over the fit set).
+
+    ``head`` is the last linear layer ``(W [K, D], b [K])``; ReAct and ViM need it (UsageError without).
+    Names outside ``FITTED_DETECTORS`` (``odin``) are skipped; unknown names are a UsageError.
+    """
+    unknown = [n for n in names if n not in FEATURE_DETECTORS]
+    if unknown:
+        raise UsageError(
+            f"unknown feature detector(s) {', '.join(unknown)}; from: {', '.join(FEATURE_DETECTORS)}"
+        )
+    f = as_features(features, "training features")
+    fits: dict[str, _Fitted] = {}
+    for name in names:
+        if name in ("react", "vim") and head is None:
+            raise UsageError(f"{name} needs the feature layer to be the model's last linear layer")
+        if name == "mahalanobis":
+            fits[name] = fit_mahalanobis(f, labels)
+        elif name == "knn":
+            fits[name] = fit_knn(f, k=k)
+        elif name == "react":
+            assert head is not None
+            fits[name] = fit_react(f, *head, percentile=percentile)
+        elif name == "vim":
+            assert head is not None
+            fits[name] = fit_vim(f, *head, dim=vim_dim)
+    return fits
+
+
+def score_detectors(
+    fits: Mapping[str, _Fitted],
+    features: ArrayLike | torch.Tensor,
+    logits: ArrayLike | torch.Tensor | None = None,
+) -> dict[str, np.ndarray]:
+    """``{name: [N] scores}`` of every fitted detector on ``features`` [N, D] (``logits`` go to ViM)."""
+    f = as_features(features)
+    out: dict[str, np.ndarray] = {}
+    for name, fit in fits.items():
+        if isinstance(fit, MahalanobisFit):
+            out[name] = mahalanobis(f, fit)
+        elif isinstance(fit, KNNFit):
+            out[name] = knn(f, fit)
+        elif isinstance(fit, ReActFit):
+            out[name] = react(f, fit)
+        elif isinstance(fit, ViMFit):
+            out[name] = vim(f, fit, logits=logits)
+        else:
+            raise UsageError(f"{name}: not fitted detector statistics ({type(fit).__name__})")
+    return out

@@ -320,3 +320,17 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, synthetic: Case) -> None
         F.load_fitted(junk)
     with pytest.raises(UsageError, match="percentile"):
         F.fit_react(synthetic.fit, synthetic.w, synthetic.b, percentile=101)
+
+
+def test_fit_and_score_many_at_once(synthetic: Case) -> None:
+    c = synthetic
+    fits = F.fit_detectors(["odin", "mahalanobis", "knn", "react", "vim"], c.fit, c.y, (c.w, c.b), k=7)
+    assert sorted(fits) == sorted(F.FITTED_DETECTORS)
+    scores = F.score_detectors(fits, c.scored)
+    np.testing.assert_array_equal(scores["knn"], F.knn(c.scored, F.fit_knn(c.fit, k=7)))
+    np.testing.assert_array_equal(scores["vim"], F.vim(c.scored, F.fit_vim(c.fit, c.w, c.b)))
+    np.testing.assert_array_equal(scores["react"], F.react(c.scored, F.fit_react(c.fit, c.w, c.b)))
+    with pytest.raises(UsageError, match="react needs"):
+        F.fit_detectors(["react"], c.fit, c.y, None)
+    with pytest.raises(UsageError, match="unknown feature detector"):
+        F.fit_detectors(["mahalanobis", "knnn"], c.fit, c.y, None)
