@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from evalsuite.bench.plan import estimate, plan_suite  # noqa: E402
-from evalsuite.bench.suite import load_suite  # noqa: E402
+from evalsuite.bench.plan import estimate, plan_suite
+from evalsuite.bench.suite import load_suite
 
 
 def main() -> int:
@@ -38,8 +38,8 @@ def main() -> int:
     if args.assume_tflops:
         hours = est.train_flops / (args.assume_tflops * 1e12) / 3600
         print(
-            f"ASSUMPTION, not measured: at a sustained {args.assume_tflops:g} TFLOP/s the training FLOPs take "
-            f"{hours:,.0f} GPU-hours"
+            f"ASSUMPTION, not measured: at a sustained {args.assume_tflops:g} TFLOP/s, the training FLOPs "
+            f"take {hours:,.0f} GPU-hours"
         )
     return 0
 
