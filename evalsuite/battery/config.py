@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from evalsuite.attacks import ATTACKS, AttackConfig, parse_eps
+from evalsuite.attacks.config import AA_VERSIONS
 from evalsuite.core.errors import UsageError
 from evalsuite.metrics.catalogue import GROUP_ORDER
 from evalsuite.ood import OOD_SCORES
@@ -44,6 +45,7 @@ class BatteryConfig:
     pgd_steps: int = 10
     pgd_restarts: int = 1
     pgd_rel_stepsize: float = 0.25
+    aa_version: str = "standard"
     ood_scores: tuple[str, ...] = DEFAULT_OOD_SCORES
     n_bins: int = 15
     seed: int = 0
@@ -70,6 +72,14 @@ class BatteryConfig:
             raise UsageError(f"the robust check needs attacks (one or more of {', '.join(ATTACKS.names())})")
         if "ood" in self.checks and not self.ood_scores:
             raise UsageError(f"the ood check needs scores (one or more of {', '.join(OOD_SCORES.names())})")
+        if self.aa_version not in AA_VERSIONS:
+            raise UsageError(
+                f"unknown AutoAttack version {self.aa_version!r}; choose from {', '.join(AA_VERSIONS)}"
+            )
+        if "robust" in self.checks and any(ATTACKS.get(a).engine == "autoattack" for a in self.attacks):
+            from evalsuite.attacks.autoattack import require_autoattack
+
+            require_autoattack()
         if "robust" in self.checks:
             norms = {ATTACKS.get(a).norm for a in self.attacks}
             if not (("linf" in norms and self.eps_linf) or ("l2" in norms and self.eps_l2)):
@@ -106,6 +116,7 @@ class BatteryConfig:
                         rel_stepsize=self.pgd_rel_stepsize,
                         restarts=self.pgd_restarts,
                         seed=self.seed,
+                        version=self.aa_version,
                     )
                 )
         return tuple(configs)

@@ -46,6 +46,7 @@ from evalsuite.battery.summarize import (
     Arrays,
     derive_id_arrays,
     derive_scores,
+    fooled_by_key,
     metric_info,
     ood_set_names,
     robust_key,
@@ -80,7 +81,8 @@ ATTACK_CONVENTION = (
     "eps in [0,1] pixel units (k_255 = k/255); an example is robust only if clean-correct and no iterate "
     "fooled it; PGD cascades eps upward (attacks at eps_k only the survivors of eps_{k-1}); pgd_linf counts "
     "examples fooled by fgsm at the same eps as fooled (worst case over our L-inf attacks); fgsm is pure "
-    "single-step FGSM at each eps"
+    "single-step FGSM at each eps; autoattack(_l2) is the reference package (pyautoattack) at each eps on "
+    "the clean-correct examples, seeded with the battery seed, no cascade"
 )
 
 
@@ -389,6 +391,9 @@ def attack_stage(
     )
     _close(rbar)
     masks = {robust_key(a, eps): o.robust.numpy().astype(bool) for (a, eps), o in rob.outcomes.items()}
+    for (a, eps), o in rob.outcomes.items():
+        for sub, hit in o.fooled_by.items():
+            masks[fooled_by_key(a, eps, sub)] = hit.numpy().astype(bool)
     return RobustOutcome(masks, tuple(rob.flags), rob.to_dict(), time.perf_counter() - t)
 
 

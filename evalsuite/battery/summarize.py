@@ -12,6 +12,8 @@ Array keys (the ``.npz`` written beside each result):
 - ``id/score/<score>`` float64 [N]: OOD score of each ID example (higher = more OOD)
 - ``ood/<set>/index`` int64 [M], ``ood/<set>/logits`` float32 [M, K], ``ood/<set>/score/<score>`` [M]
 - ``robust/<attack>/<eps>/correct`` bool [N]: clean-correct and never fooled at that eps
+- ``robust/<attack>/<eps>/fooled_by/<sub>`` bool [N] (AutoAttack): the examples sub-attack ``<sub>``
+  (``apgd-ce``, ``apgd-t``, ``fab-t``, ``square``, ...) fooled first
 """
 
 from __future__ import annotations
@@ -129,6 +131,11 @@ def ood_set_names(arrays: Arrays) -> list[str]:
     return list(
         dict.fromkeys(s for k in arrays if (s := ood_set_of(k)) is not None and k.endswith("/logits"))
     )
+
+
+def fooled_by_key(attack: str, eps: float, sub: str) -> str:
+    """The array key ``robust/<attack>/<eps>/fooled_by/<sub>`` of an AutoAttack sub-attack's first hits."""
+    return f"robust/{attack}/{eps_name(eps)}/fooled_by/{sub}"
 
 
 def robust_key(attack: str, eps: float) -> str:
