@@ -18,6 +18,7 @@ DEFAULT_EPS_LINF = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 # L2 radii in [0, 1] pixel units; RobustBench's CIFAR-10 L2 threat model is 0.5
 DEFAULT_EPS_L2 = (0.125, 0.25, 0.5)
 DEFAULT_OOD_SCORES = ("msp", "maxlogit", "energy")
+CALIBRATORS = ("temperature",)
 MAX_BINS = 1000  # more equal-width bins than this leaves nearly every bin empty on any real test set
 
 
@@ -33,6 +34,10 @@ def parse_list(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...
 class BatteryConfig:
     """What to measure. ``limit`` takes a seeded, class-stratified subset of the ID set (and a seeded
     random subset of each OOD set); ``shard`` = (i, n) keeps positions i, i+n, ... of that subset.
+
+    ``calibrate="temperature"`` fits a temperature on a held-out split: ``calib_data`` (a dataset spec,
+    disjoint from the test set) or ``calib_fraction`` of the ID test split (seeded, stratified, taken before
+    ``limit`` and ``shard`` and excluded from every other metric); default fraction 0.1.
 
     Takes what the command line takes: ``checks="clean,ood"``, ``eps_linf=("8/255",)`` or ``"1/255,8/255"``
     are parsed here, so Python and the CLI accept the same values.
@@ -51,6 +56,9 @@ class BatteryConfig:
     seed: int = 0
     limit: int | None = None
     shard: tuple[int, int] | None = None
+    calibrate: str | None = None
+    calib_data: str | None = None
+    calib_fraction: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("checks", "attacks", "ood_scores"):
@@ -92,6 +100,20 @@ class BatteryConfig:
             raise UsageError(f"ECE bins must be an integer, got {self.n_bins!r}")
         if not (1 <= self.n_bins <= MAX_BINS):
             raise UsageError(f"ECE bins must be between 1 and {MAX_BINS}, got {self.n_bins}")
+        if self.calibrate is None and (self.calib_data is not None or self.calib_fraction is not None):
+            raise UsageError("--calib-data and --calib-fraction need --calibrate temperature")
+        if self.calibrate is not None:
+            if self.calibrate not in CALIBRATORS:
+                raise UsageError(
+                    f"unknown --calibrate {self.calibrate!r}; choose from {', '.join(CALIBRATORS)}"
+                )
+            if self.calib_data is not None and self.calib_fraction is not None:
+                raise UsageError("choose one of --calib-data and --calib-fraction")
+            if self.calib_data is None:
+                frac = 0.1 if self.calib_fraction is None else self.calib_fraction
+                if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not (0 < frac < 1):
+                    raise UsageError(f"--calib-fraction must be in (0, 1), got {frac!r}")
+                object.__setattr__(self, "calib_fraction", float(frac))
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be positive, got {self.limit}")
         if self.shard is not None:
