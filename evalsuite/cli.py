@@ -242,7 +242,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--calib-fraction",
         type=float,
-        help="fit on this seeded stratified part of the ID test set, excluded from every metric (default 0.1)",
+        help="fit on this seeded stratified part of the ID test set, excluded from all metrics (default 0.1)",
     )
     _listing(
         b.add_argument(

@@ -588,11 +588,13 @@ def _calib_split(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> Calib
         full = load_dataset(cfg.calib_data, "test", opts.data_root, opts.download, shape=id_full.input_shape)
         if full.input_shape != id_full.input_shape:
             raise DataError(
-                f"--calib-data {cfg.calib_data} has images {full.input_shape}, the ID set {id_full.input_shape}"
+                f"--calib-data {cfg.calib_data} has images {full.input_shape}, "
+                f"the ID set {id_full.input_shape}"
             )
         if len(full) == 0 or int(full.y.max()) >= id_full.num_classes or int(full.y.min()) < 0:
             raise DataError(
-                f"--calib-data {cfg.calib_data} needs labelled examples of the {id_full.num_classes} ID classes"
+                f"--calib-data {cfg.calib_data} needs labelled examples of the "
+                f"{id_full.num_classes} ID classes"
             )
         index = torch.arange(len(full))
         record = {"method": cfg.calibrate, "spec": cfg.calib_data, "fingerprint": loaded.calib_fingerprint}
@@ -601,7 +603,9 @@ def _calib_split(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> Calib
     n = len(id_full)
     k = round(cfg.calib_fraction * n)
     if not (1 <= k < n):
-        raise UsageError(f"--calib-fraction {cfg.calib_fraction} of {n} test examples leaves none for one side")
+        raise UsageError(
+            f"--calib-fraction {cfg.calib_fraction} of {n} test examples leaves none for one side"
+        )
     # its own seed offset: the calibration part must not be the --limit subset of the same seed
     seed = cfg.seed + 2
     index = stratified_indices(id_full.y, k, seed).sort().values
