@@ -104,8 +104,10 @@ def run_autoattack(
                 if index.numel() == 0:
                     break
                 adversary.attacks_to_run = [sub]
+                # contiguous: the package's zero-gradient check .view()s the gradient, which fails on the
+                # channels-last strides of images decoded from HWC arrays
                 _, y_adv = adversary.run_standard_evaluation(
-                    x[index].to(device), y[index].to(device), batch_size=batch_size
+                    x[index].to(device).contiguous(), y[index].to(device), batch_size=batch_size
                 )
                 hit = index[(y_adv.cpu() != y[index].cpu())]
                 fooled_by[sub][hit] = True
