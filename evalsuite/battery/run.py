@@ -597,7 +597,11 @@ def _calib_split(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> Calib
                 f"{id_full.num_classes} ID classes"
             )
         index = torch.arange(len(full))
-        record = {"method": cfg.calibrate, "spec": cfg.calib_data, "fingerprint": loaded.calib_fingerprint}
+        record: dict[str, Any] = {
+            "method": cfg.calibrate,
+            "spec": cfg.calib_data,
+            "fingerprint": loaded.calib_fingerprint,
+        }
         return CalibSplit(cfg.calib_data, index, full, {**record, "n": len(full)})
     assert cfg.calib_fraction is not None  # BatteryConfig defaults it
     n = len(id_full)
