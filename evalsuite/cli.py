@@ -239,6 +239,23 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--pgd-steps", type=int, default=10)
     b.add_argument("--pgd-restarts", type=int, default=1)
     b.add_argument("--pgd-step-size", type=float, default=0.25, help="PGD step as a fraction of eps")
+    b.add_argument(
+        "--aa-version",
+        default="standard",
+        choices=("standard", "plus", "rand"),
+        help="AutoAttack version for --attacks autoattack,autoattack_l2 (needs evalsuite[autoattack])",
+    )
+    b.add_argument(
+        "--calibrate",
+        choices=("temperature",),
+        help="also report calibration after temperature scaling (calibration/ts/...), fit on held-out data",
+    )
+    b.add_argument("--calib-data", help="dataset spec to fit the temperature on (disjoint from the test set)")
+    b.add_argument(
+        "--calib-fraction",
+        type=float,
+        help="fit on this seeded stratified part of the ID test set, excluded from all metrics (default 0.1)",
+    )
     _listing(
         b.add_argument(
             "--ood-scores", default="msp,maxlogit,energy", help="comma-separated, from: %(valid)s"
@@ -266,11 +283,15 @@ def _battery_config(args: argparse.Namespace) -> Any:
         pgd_steps=args.pgd_steps,
         pgd_restarts=args.pgd_restarts,
         pgd_rel_stepsize=args.pgd_step_size,
+        aa_version=args.aa_version,
         ood_scores=parse_list(args.ood_scores),
         n_bins=args.bins,
         seed=args.seed,
         limit=args.limit,
         shard=args.shard,
+        calibrate=args.calibrate,
+        calib_data=args.calib_data,
+        calib_fraction=args.calib_fraction,
     )
 
 

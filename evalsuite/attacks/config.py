@@ -17,6 +17,7 @@ from evalsuite.core.errors import UsageError
 from evalsuite.core.registry import Registry
 
 Norm = Literal["linf", "l2"]
+Engine = Literal["torchattacks", "autoattack"]
 
 if TYPE_CHECKING:
     from torchattacks.attack import Attack
@@ -39,7 +40,10 @@ class AttackSpec:
     name: str
     norm: Norm
     iterative: bool
-    reference: ReferenceFactory = field(repr=False, compare=False)
+    reference: ReferenceFactory | None = field(repr=False, compare=False)
+    """The plain torchattacks attack our engine must match; None for the packaged AutoAttack (it is its own
+    reference)."""
+    engine: Engine = "torchattacks"
 
 
 ATTACKS: Registry[AttackSpec] = Registry("attack")
@@ -73,6 +77,21 @@ ATTACKS.add(
     ),
     help="PGD L2 (torchattacks.PGDL2 update), random start, early retirement, cascaded over eps",
 )
+
+# The authors' AutoAttack (pyautoattack), not torchattacks' re-implementation: that one is not offered
+# under this name. One name per norm, as for PGD, so that metric names say the threat model.
+ATTACKS.add(
+    "autoattack",
+    AttackSpec("autoattack", "linf", True, None, engine="autoattack"),
+    help="AutoAttack L-inf, the reference package (pyautoattack; --aa-version standard|plus|rand)",
+)
+ATTACKS.add(
+    "autoattack_l2",
+    AttackSpec("autoattack_l2", "l2", True, None, engine="autoattack"),
+    help="AutoAttack L2, the reference package (pyautoattack; --aa-version standard|plus|rand)",
+)
+
+AA_VERSIONS: tuple[str, ...] = ("standard", "plus", "rand")
 
 
 def parse_eps(text: str | float, norm: Norm = "linf") -> float:
@@ -112,6 +131,9 @@ class AttackConfig:
     pass ``rel_stepsize=0.2`` to match it). FGSM is one step of size eps from the clean image: whatever
     is passed, its config holds (and results record) steps 1, rel_stepsize 1, restarts 1, no random start.
     ``seed`` feeds the random starts; ``run_attacks(seed=...)`` overrides it for every config.
+    AutoAttack runs the package's own settings for ``version`` (standard | plus | rand; default standard):
+    the PGD fields do not apply, and its config holds steps 1, rel_stepsize 1, restarts 1, no random start
+    so that results do not record PGD settings it never used. ``version`` is None for every other attack.
     """
 
     name: str
@@ -121,9 +143,20 @@ class AttackConfig:
     restarts: int = 1
     random_start: bool = True
     seed: int = 0
+    version: str | None = None
 
     def __post_init__(self) -> None:
-        if not ATTACKS.get(self.name).iterative:  # UsageError naming the known attacks
+        spec = ATTACKS.get(self.name)  # UsageError naming the known attacks
+        if spec.engine == "autoattack":
+            version = "standard" if self.version is None else self.version
+            if version not in AA_VERSIONS:
+                raise UsageError(
+                    f"unknown AutoAttack version {version!r}; choose from {', '.join(AA_VERSIONS)}"
+                )
+            object.__setattr__(self, "version", version)
+        else:
+            object.__setattr__(self, "version", None)
+        if not spec.iterative or spec.engine == "autoattack":
             # record what a single-step attack does, not the PGD settings a battery passes to every attack
             for key, value in (("steps", 1), ("rel_stepsize", 1.0), ("restarts", 1), ("random_start", False)):
                 object.__setattr__(self, key, value)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -42,8 +43,11 @@ class AttackOutcome:
     attacked: int
     """Examples the attack ran on after the cascade removed the already-fooled."""
     example_grads: int
-    """Rows backpropagated: the cost (plain PGD-10 on N examples costs 10 N)."""
+    """Rows backpropagated: the cost (plain PGD-10 on N examples costs 10 N); 0 for AutoAttack, whose
+    package does not count them."""
     flags: tuple[str, ...] = ()
+    fooled_by: Mapping[str, Tensor] = field(default_factory=dict)
+    """AutoAttack only: sub-attack -> [N] bool, the examples that sub-attack fooled first."""
 
     @property
     def accuracy(self) -> float:
@@ -82,7 +86,8 @@ class RobustnessResult:
     def _fgsm_only(self, o: AttackOutcome) -> dict[str, int]:
         """``{"fgsm_only": k}`` for a pgd_linf cell: examples FGSM fools that PGD's own iterates do not."""
         fgsm = self.outcomes.get(("fgsm", o.eps))
-        if fgsm is None or o.attack == "fgsm" or ATTACKS.get(o.attack).norm != "linf":
+        spec = ATTACKS.get(o.attack)
+        if fgsm is None or not spec.iterative or spec.engine != "torchattacks" or spec.norm != "linf":
             return {}
         return {"fgsm_only": int((o.own_robust & ~fgsm.robust).sum())}
 
@@ -101,6 +106,11 @@ class RobustnessResult:
                     "example_grads": o.example_grads,
                     "flags": list(o.flags),
                     **self._fgsm_only(o),
+                    **(
+                        {"fooled_by": {k: int(v.sum()) for k, v in o.fooled_by.items()}}
+                        if o.fooled_by
+                        else {}
+                    ),
                 }
                 for o in self.outcomes.values()
             ],
@@ -210,7 +220,11 @@ def run_attacks(
         fgsm_robust: dict[float, Tensor] = {}
         # FGSM first: PGD L-inf folds its results in at equal eps
         for cfg in sorted(cfgs, key=lambda c: c.spec.iterative):
-            if cfg.spec.iterative:
+            if cfg.spec.engine == "autoattack":
+                outcomes.update(_run_autoattack(model, x, y, clean_correct, cfg, batch_size, dev))
+                if on_attack_done is not None:
+                    on_attack_done(cfg.name, len(cfg.eps))
+            elif cfg.spec.iterative:
                 outcomes.update(_run_pgd(model, x, y, clean_correct, cfg, fgsm_robust, batch_size, dev, ids))
                 if on_attack_done is not None:
                     on_attack_done(cfg.name, len(cfg.eps))
@@ -251,6 +265,39 @@ def _run_fgsm(
         )
         for k, e in enumerate(cfg.eps)
     }
+
+
+def _run_autoattack(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    clean_correct: Tensor,
+    cfg: AttackConfig,
+    batch_size: int,
+    dev: torch.device,
+) -> dict[Key, AttackOutcome]:
+    """The packaged AutoAttack at each eps on every clean-correct example.
+
+    No cascade over eps: each eps is the package's own evaluation of the clean-correct set, so every cell
+    is the number the package reports for the same seed and batch size.
+    """
+    from evalsuite.attacks.autoattack import make_adversary, run_autoattack
+
+    out: dict[Key, AttackOutcome] = {}
+    for eps in cfg.eps:
+        if eps == 0:
+            # AutoAttack at eps 0 returns the clean images: one forward decides, as for PGD
+            index = clean_correct.nonzero().flatten()
+            own = clean_correct.clone()
+            own[index] = _correct(model, x, y, index, batch_size, dev)
+            out[(cfg.name, eps)] = AttackOutcome(cfg.name, eps, own, own, int(index.numel()), 0)
+            continue
+        adversary = make_adversary(model, eps, cfg.spec.norm, cfg.version or "standard", cfg.seed, dev)
+        res = run_autoattack(adversary, x, y, clean_correct, batch_size, dev)
+        out[(cfg.name, eps)] = AttackOutcome(
+            cfg.name, eps, res.robust, res.robust, res.attacked, 0, fooled_by=res.fooled_by
+        )
+    return out
 
 
 def _run_pgd(
@@ -347,6 +394,30 @@ def fgsm_only_message(cfg: AttackConfig | None, eps: float, count: int, attacked
     return f"possible gradient masking: {what} with {budget}"
 
 
+AA_OVER_PGD_MIN_COUNT = 3
+AA_OVER_PGD_Z = 2.0
+"""AutoAttack is the stronger attack, but it is a different random attack: on a given example PGD may win.
+"AutoAttack <= PGD" fails only when the examples AutoAttack leaves standing and PGD fools (b) outnumber the
+reverse (c) beyond count noise: b - c >= max(3, 2 sqrt(b + c)), a one-sided sign test at about z = 2 on
+the discordant pairs."""
+
+# the PGD attack of the same threat model that each AutoAttack is checked against
+AA_PGD_TWIN = {"autoattack": "pgd_linf", "autoattack_l2": "pgd_l2"}
+
+
+def aa_over_pgd_flag(aa: AttackOutcome, pgd: AttackOutcome) -> str | None:
+    """The flag when AutoAttack's robust accuracy exceeds PGD's at the same eps beyond count noise."""
+    b = int((aa.robust & ~pgd.robust).sum())
+    c = int((pgd.robust & ~aa.robust).sum())
+    if b - c < max(AA_OVER_PGD_MIN_COUNT, AA_OVER_PGD_Z * math.sqrt(b + c)):
+        return None
+    return (
+        f"AutoAttack <= PGD fails: {aa.attack} robust accuracy {aa.accuracy:.4f} > {pgd.attack} "
+        f"{pgd.accuracy:.4f} at eps {eps_label(aa.eps)} ({b} examples {aa.attack} leaves standing that "
+        f"{pgd.attack} fools, {c} the other way): AutoAttack should be the stronger attack"
+    )
+
+
 def eps_label(eps: float) -> str:
     """8/255 -> '8/255' where eps is a whole number of 255ths, else the decimal."""
     return eps_name(eps).replace("_", "/")
@@ -366,7 +437,9 @@ def sanity_flags(
       it does not (they are still counted fooled in pgd_linf's robust accuracy) and, given the attack's
       ``configs``, says whether its steps could reach FGSM's point at all ("weak PGD", any count) or could
       and did not ("possible gradient masking", above ``MASKING_MIN_COUNT`` and ``MASKING_MIN_FRACTION``);
-    * robust accuracy does not rise with eps (by construction for PGD; FGSM can fail it).
+    * robust accuracy does not rise with eps (by construction for PGD; FGSM and AutoAttack can fail it);
+    * AutoAttack <= PGD: AutoAttack's robust accuracy does not exceed that of PGD of the same norm at the
+      same eps beyond count noise (``aa_over_pgd_flag``).
     """
     n = max(int(clean_correct.numel()), 1)
     clean_acc = float(clean_correct.sum()) / n
@@ -380,9 +453,14 @@ def sanity_flags(
         if extra:
             flags[key].append(f"{extra} examples robust but not clean-correct")
         spec = ATTACKS.get(o.attack)
-        if spec.iterative and spec.norm == "linf" and o.eps in fgsm_robust:
+        if spec.iterative and spec.engine == "torchattacks" and spec.norm == "linf" and o.eps in fgsm_robust:
             fgsm_only = int((o.own_robust & ~fgsm_robust[o.eps]).sum())
             msg = fgsm_only_flag((configs or {}).get(o.attack), o.eps, fgsm_only, o.attacked)
+            if msg:
+                flags[key].append(msg)
+        twin = outcomes.get((AA_PGD_TWIN.get(o.attack, ""), o.eps))
+        if twin is not None:
+            msg = aa_over_pgd_flag(o, twin)
             if msg:
                 flags[key].append(msg)
     for cells in by_attack.values():

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from evalsuite.attacks import ATTACKS, AttackConfig, parse_eps
+from evalsuite.attacks.config import AA_VERSIONS
 from evalsuite.core.errors import UsageError
 from evalsuite.metrics.catalogue import GROUP_ORDER
 from evalsuite.ood import OOD_SCORES
@@ -17,6 +18,7 @@ DEFAULT_EPS_LINF = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 # L2 radii in [0, 1] pixel units; RobustBench's CIFAR-10 L2 threat model is 0.5
 DEFAULT_EPS_L2 = (0.125, 0.25, 0.5)
 DEFAULT_OOD_SCORES = ("msp", "maxlogit", "energy")
+CALIBRATORS = ("temperature",)
 MAX_BINS = 1000  # more equal-width bins than this leaves nearly every bin empty on any real test set
 
 
@@ -33,6 +35,10 @@ class BatteryConfig:
     """What to measure. ``limit`` takes a seeded, class-stratified subset of the ID set (and a seeded
     random subset of each OOD set); ``shard`` = (i, n) keeps positions i, i+n, ... of that subset.
 
+    ``calibrate="temperature"`` fits a temperature on a held-out split: ``calib_data`` (a dataset spec,
+    disjoint from the test set) or ``calib_fraction`` of the ID test split (seeded, stratified, taken before
+    ``limit`` and ``shard`` and excluded from every other metric); default fraction 0.1.
+
     Takes what the command line takes: ``checks="clean,ood"``, ``eps_linf=("8/255",)`` or ``"1/255,8/255"``
     are parsed here, so Python and the CLI accept the same values.
     """
@@ -44,11 +50,15 @@ class BatteryConfig:
     pgd_steps: int = 10
     pgd_restarts: int = 1
     pgd_rel_stepsize: float = 0.25
+    aa_version: str = "standard"
     ood_scores: tuple[str, ...] = DEFAULT_OOD_SCORES
     n_bins: int = 15
     seed: int = 0
     limit: int | None = None
     shard: tuple[int, int] | None = None
+    calibrate: str | None = None
+    calib_data: str | None = None
+    calib_fraction: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("checks", "attacks", "ood_scores"):
@@ -70,6 +80,14 @@ class BatteryConfig:
             raise UsageError(f"the robust check needs attacks (one or more of {', '.join(ATTACKS.names())})")
         if "ood" in self.checks and not self.ood_scores:
             raise UsageError(f"the ood check needs scores (one or more of {', '.join(OOD_SCORES.names())})")
+        if self.aa_version not in AA_VERSIONS:
+            raise UsageError(
+                f"unknown AutoAttack version {self.aa_version!r}; choose from {', '.join(AA_VERSIONS)}"
+            )
+        if "robust" in self.checks and any(ATTACKS.get(a).engine == "autoattack" for a in self.attacks):
+            from evalsuite.attacks.autoattack import require_autoattack
+
+            require_autoattack()
         if "robust" in self.checks:
             norms = {ATTACKS.get(a).norm for a in self.attacks}
             if not (("linf" in norms and self.eps_linf) or ("l2" in norms and self.eps_l2)):
@@ -82,6 +100,20 @@ class BatteryConfig:
             raise UsageError(f"ECE bins must be an integer, got {self.n_bins!r}")
         if not (1 <= self.n_bins <= MAX_BINS):
             raise UsageError(f"ECE bins must be between 1 and {MAX_BINS}, got {self.n_bins}")
+        if self.calibrate is None and (self.calib_data is not None or self.calib_fraction is not None):
+            raise UsageError("--calib-data and --calib-fraction need --calibrate temperature")
+        if self.calibrate is not None:
+            if self.calibrate not in CALIBRATORS:
+                raise UsageError(
+                    f"unknown --calibrate {self.calibrate!r}; choose from {', '.join(CALIBRATORS)}"
+                )
+            if self.calib_data is not None and self.calib_fraction is not None:
+                raise UsageError("choose one of --calib-data and --calib-fraction")
+            if self.calib_data is None:
+                frac = 0.1 if self.calib_fraction is None else self.calib_fraction
+                if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not (0 < frac < 1):
+                    raise UsageError(f"--calib-fraction must be in (0, 1), got {frac!r}")
+                object.__setattr__(self, "calib_fraction", float(frac))
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be positive, got {self.limit}")
         if self.shard is not None:
@@ -106,6 +138,7 @@ class BatteryConfig:
                         rel_stepsize=self.pgd_rel_stepsize,
                         restarts=self.pgd_restarts,
                         seed=self.seed,
+                        version=self.aa_version,
                     )
                 )
         return tuple(configs)

@@ -93,9 +93,17 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
         if set(a) != keys:
             raise UsageError(f"{p}: its arrays differ from {paths[0]} ({sorted(set(a) ^ keys)[:3]})")
 
-    merged: Arrays = {k: np.concatenate([a[k] for a in shard_arrays]) for k in keys}
-    orders = {k: np.argsort(merged[k], kind="stable") for k in keys if k.endswith("index")}
+    # the temperature-scaling split is not sharded: every shard carries (and fit on) the same one
+    whole = sorted(k for k in keys if k.startswith("calib/"))
+    for p, a in zip(paths[1:], shard_arrays[1:]):
+        for k in whole:
+            if not np.array_equal(a[k], shard_arrays[0][k]):
+                raise UsageError(f"{p}: its calibration split ({k}) differs from {paths[0]}")
+    per_example = keys.difference(whole)
+    merged: Arrays = {k: np.concatenate([a[k] for a in shard_arrays]) for k in per_example}
+    orders = {k: np.argsort(merged[k], kind="stable") for k in per_example if k.endswith("index")}
     merged = {k: v[orders[_order_key(k)]] for k, v in merged.items()}
+    merged.update({k: shard_arrays[0][k] for k in whole})
 
     cfg = dict(base_cfg, shard=None)
     metrics, details = summarize(merged, tuple(cfg["checks"]), tuple(cfg["ood_scores"]), int(cfg["n_bins"]))

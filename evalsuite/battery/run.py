@@ -46,6 +46,8 @@ from evalsuite.battery.summarize import (
     Arrays,
     derive_id_arrays,
     derive_scores,
+    derive_temperature,
+    fooled_by_key,
     metric_info,
     ood_set_names,
     robust_key,
@@ -80,7 +82,8 @@ ATTACK_CONVENTION = (
     "eps in [0,1] pixel units (k_255 = k/255); an example is robust only if clean-correct and no iterate "
     "fooled it; PGD cascades eps upward (attacks at eps_k only the survivors of eps_{k-1}); pgd_linf counts "
     "examples fooled by fgsm at the same eps as fooled (worst case over our L-inf attacks); fgsm is pure "
-    "single-step FGSM at each eps"
+    "single-step FGSM at each eps; autoattack(_l2) is the reference package (pyautoattack) at each eps on "
+    "the clean-correct examples, seeded with the battery seed, no cascade"
 )
 
 
@@ -101,13 +104,18 @@ class Loaded:
     id_fingerprint: dict[str, object]
     ood_fingerprints: tuple[dict[str, object], ...]
     seconds: float
+    calib_fingerprint: dict[str, object] | None = None
+    """Of ``--calib-data``, when temperature scaling fits on a separate set."""
 
     def cache_parts(self, cfg: BatteryConfig) -> dict[str, Any]:
         """Cache-key parts: model hash, config identity, data and OOD fingerprints, load options."""
+        data: dict[str, object] = self.id_fingerprint
+        if self.calib_fingerprint is not None:
+            data = {**data, "calib": self.calib_fingerprint}
         return cache.key_parts(
             model_sha256=self.model.sha256,
             config=cfg.identity(),
-            data=self.id_fingerprint,
+            data=data,
             ood=[[n, fp] for (n, _), fp in zip(self.ood, self.ood_fingerprints)],
             load=self.load_options,
         )
@@ -137,6 +145,19 @@ class Selection:
     id_set: ImageSet
     ood: tuple[OODSet, ...]
     normalization: dict[str, Any]
+    calib: CalibSplit | None = None
+
+
+@dataclass(frozen=True)
+class CalibSplit:
+    """The held-out examples a temperature is fit on, disjoint from the test examples."""
+
+    spec: str
+    index: torch.Tensor
+    """Positions in the full split of ``spec`` (the ID test split for ``--calib-fraction``)."""
+    images: ImageSet
+    record: dict[str, Any]
+    """What the result records under ``data.calibration``."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +312,7 @@ def load_stage(model: ModelSource, cfg: BatteryConfig, opts: EvalOptions) -> Loa
         id_fingerprint=spec_fingerprint(data_spec, opts.data_root),
         ood_fingerprints=tuple(spec_fingerprint(s, opts.data_root) for _, s in ood),
         seconds=seconds,
+        calib_fingerprint=spec_fingerprint(cfg.calib_data, opts.data_root) if cfg.calib_data else None,
     )
 
 
@@ -305,7 +327,16 @@ def select_stage(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> Selec
         if note.startswith("ignored"):
             log.warning("%s", note)
     id_full = loaded.id_full
-    id_idx = _positions(len(id_full), cfg.limit, id_full.y, cfg.seed, cfg.shard)
+    calib = _calib_split(loaded, cfg, opts)
+    if calib is not None and cfg.calib_data is None:
+        # the calibration part is carved from the full split before --limit and --shard, so every shard
+        # fits the same temperature and no test example is ever a calibration example
+        rest = torch.ones(len(id_full), dtype=torch.bool)
+        rest[calib.index] = False
+        pool = rest.nonzero().flatten()
+        id_idx = pool[_positions(len(pool), cfg.limit, id_full.y[pool], cfg.seed, cfg.shard)]
+    else:
+        id_idx = _positions(len(id_full), cfg.limit, id_full.y, cfg.seed, cfg.shard)
     if len(id_idx) == 0:
         raise UsageError(
             f"shard {cfg.shard[0]}/{cfg.shard[1]} of {loaded.data_spec} holds no examples"
@@ -333,6 +364,7 @@ def select_stage(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> Selec
         id_set=id_full.select(id_idx),
         ood=tuple(ood),
         normalization=normalization,
+        calib=calib,
     )
 
 
@@ -349,6 +381,10 @@ def predict_stage(sel: Selection, progress: bool = False) -> Predictions:
     arrays["id/logits"] = predict_logits(sel.net, sel.id_set, sel.device, sel.batch_size, bar)
     for s in sel.ood:
         arrays[f"ood/{s.name}/logits"] = predict_logits(sel.net, s.images, sel.device, sel.batch_size, bar)
+    if sel.calib is not None:
+        arrays["calib/index"] = sel.calib.index.numpy().astype(np.int64)
+        arrays["calib/labels"] = sel.calib.images.y.numpy().astype(np.int64)
+        arrays["calib/logits"] = predict_logits(sel.net, sel.calib.images, sel.device, sel.batch_size, None)
     _close(bar)
     seconds = time.perf_counter() - t
     k = arrays["id/logits"].shape[1]
@@ -361,7 +397,7 @@ def score_stage(arrays: Arrays, cfg: BatteryConfig) -> Arrays:
     """The per-example arrays every clean, calibration and OOD metric reads, derived from the logits."""
     ood_sets = ood_set_names(arrays)
     scores = cfg.ood_scores if "ood" in cfg.checks else ()
-    return derive_scores(derive_id_arrays(arrays), scores, ood_sets)
+    return derive_temperature(derive_scores(derive_id_arrays(arrays), scores, ood_sets))
 
 
 def attack_stage(
@@ -389,6 +425,9 @@ def attack_stage(
     )
     _close(rbar)
     masks = {robust_key(a, eps): o.robust.numpy().astype(bool) for (a, eps), o in rob.outcomes.items()}
+    for (a, eps), o in rob.outcomes.items():
+        for sub, hit in o.fooled_by.items():
+            masks[fooled_by_key(a, eps, sub)] = hit.numpy().astype(bool)
     return RobustOutcome(masks, tuple(rob.flags), rob.to_dict(), time.perf_counter() - t)
 
 
@@ -470,6 +509,7 @@ def assemble(
                 {"name": n, "spec": s, "n": n_ood[n], "limit": cfg.limit, "fingerprint": fp}
                 for (n, s), fp in zip(loaded.ood, loaded.ood_fingerprints)
             ],
+            **({"calibration": sel.calib.record} if sel.calib is not None else {}),
         },
         model={
             "name": opts.name or _display_name(model),
@@ -532,6 +572,57 @@ def _ood_name(spec: str) -> tuple[str, str]:
     if stem in ("test", "train", "val") and p.parent.name:
         stem = p.parent.name
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem), spec
+
+
+def _calib_split(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> CalibSplit | None:
+    """The temperature-scaling split: ``--calib-data``, or a seeded stratified part of the ID test split."""
+    if cfg.calibrate is None:
+        return None
+    id_full = loaded.id_full
+    if cfg.calib_data is not None:
+        if loaded.calib_fingerprint == loaded.id_fingerprint or cfg.calib_data == loaded.data_spec:
+            raise UsageError(
+                f"--calib-data {cfg.calib_data} is the test set itself; the temperature must be fit on "
+                "held-out data (or use --calib-fraction)"
+            )
+        full = load_dataset(cfg.calib_data, "test", opts.data_root, opts.download, shape=id_full.input_shape)
+        if full.input_shape != id_full.input_shape:
+            raise DataError(
+                f"--calib-data {cfg.calib_data} has images {full.input_shape}, "
+                f"the ID set {id_full.input_shape}"
+            )
+        if len(full) == 0 or int(full.y.max()) >= id_full.num_classes or int(full.y.min()) < 0:
+            raise DataError(
+                f"--calib-data {cfg.calib_data} needs labelled examples of the "
+                f"{id_full.num_classes} ID classes"
+            )
+        index = torch.arange(len(full))
+        record: dict[str, Any] = {
+            "method": cfg.calibrate,
+            "spec": cfg.calib_data,
+            "fingerprint": loaded.calib_fingerprint,
+        }
+        return CalibSplit(cfg.calib_data, index, full, {**record, "n": len(full)})
+    assert cfg.calib_fraction is not None  # BatteryConfig defaults it
+    n = len(id_full)
+    k = round(cfg.calib_fraction * n)
+    if not (1 <= k < n):
+        raise UsageError(
+            f"--calib-fraction {cfg.calib_fraction} of {n} test examples leaves none for one side"
+        )
+    # its own seed offset: the calibration part must not be the --limit subset of the same seed
+    seed = cfg.seed + 2
+    index = stratified_indices(id_full.y, k, seed).sort().values
+    record = {
+        "method": cfg.calibrate,
+        "spec": loaded.data_spec,
+        "split": "test",
+        "fraction": cfg.calib_fraction,
+        "seed": seed,
+        "subset_method": "stratified",
+        "n": k,
+    }
+    return CalibSplit(loaded.data_spec, index, id_full.select(index), record)
 
 
 def _positions(

@@ -12,6 +12,11 @@ Array keys (the ``.npz`` written beside each result):
 - ``id/score/<score>`` float64 [N]: OOD score of each ID example (higher = more OOD)
 - ``ood/<set>/index`` int64 [M], ``ood/<set>/logits`` float32 [M, K], ``ood/<set>/score/<score>`` [M]
 - ``robust/<attack>/<eps>/correct`` bool [N]: clean-correct and never fooled at that eps
+- with temperature scaling: ``calib/index``, ``calib/labels``, ``calib/logits`` of the held-out split (not
+  per test example), ``calib/temperature`` float64 [1], and ``id/ts/confidence``, ``id/ts/nll``,
+  ``id/ts/brier`` float64 [N] after scaling
+- ``robust/<attack>/<eps>/fooled_by/<sub>`` bool [N] (AutoAttack): the examples sub-attack ``<sub>``
+  (``apgd-ce``, ``apgd-t``, ``fab-t``, ``square``, ...) fooled first
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 from evalsuite import metrics as M
 from evalsuite.core.results import eps_name
 from evalsuite.metrics import catalogue as K
+from evalsuite.metrics import temperature as T
 from evalsuite.ood import OOD_SCORES
 
 Arrays = dict[str, np.ndarray]
@@ -46,6 +52,19 @@ def derive_id_arrays(arrays: Arrays) -> Arrays:
     onehot = np.zeros_like(probs)
     onehot[np.arange(len(labels)), labels] = 1.0
     out["id/brier"] = ((probs - onehot) ** 2).sum(1)
+    return out
+
+
+def derive_temperature(arrays: Arrays) -> Arrays:
+    """With ``calib/logits``: fit the temperature on them and add ``calib/temperature`` [1] and the test
+    examples' ``id/ts/confidence``, ``id/ts/nll``, ``id/ts/brier`` after scaling; else ``arrays`` as is."""
+    if "calib/logits" not in arrays:
+        return arrays
+    t = T.fit_temperature(arrays["calib/logits"], arrays["calib/labels"])
+    out = dict(arrays)
+    out["calib/temperature"] = np.array([t], dtype=np.float64)
+    for k, v in T.scaled_arrays(arrays["id/logits"], arrays["id/labels"], t).items():
+        out[f"id/ts/{k}"] = v
     return out
 
 
@@ -129,6 +148,11 @@ def ood_set_names(arrays: Arrays) -> list[str]:
     return list(
         dict.fromkeys(s for k in arrays if (s := ood_set_of(k)) is not None and k.endswith("/logits"))
     )
+
+
+def fooled_by_key(attack: str, eps: float, sub: str) -> str:
+    """The array key ``robust/<attack>/<eps>/fooled_by/<sub>`` of an AutoAttack sub-attack's first hits."""
+    return f"robust/{attack}/{eps_name(eps)}/fooled_by/{sub}"
 
 
 def robust_key(attack: str, eps: float) -> str:

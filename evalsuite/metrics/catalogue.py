@@ -26,6 +26,7 @@ import numpy as np
 
 from evalsuite.metrics import classification as C
 from evalsuite.metrics import ood as O
+from evalsuite.metrics import temperature as T
 
 Group = Literal["clean", "calibration", "ood", "robust", "sparsity"]
 Kind = Literal["proportion", "score", "count"]
@@ -187,16 +188,23 @@ def _ood(
 
 
 def _calibration(
-    key: str, fn: Callable[..., float], paired: PairedTest, primary: Primary, display: str, definition: str
+    key: str,
+    fn: Callable[..., float],
+    paired: PairedTest,
+    primary: Primary,
+    display: str,
+    definition: str,
+    pattern: str | None = None,
+    confidence: str = "id/confidence",
 ) -> MetricFamily:
     """A calibration-error family: top-label confidence and correctness, binned, in [0, 1], lower better."""
     return MetricFamily(
         key=key,
-        pattern=key,
+        pattern=pattern or key,
         group="calibration",
         higher_is_better=False,
         kind="proportion",
-        arrays=("id/confidence", "id/correct"),
+        arrays=(confidence, "id/correct"),
         value_ci="calibration_bound",
         paired_test=paired,
         merge="recompute",
@@ -302,6 +310,75 @@ FAMILIES: tuple[MetricFamily, ...] = (
         "maximum calibration error: the largest bin gap over non-empty equal-width bins "
         "(descriptive: too noisy to test)",
     ),
+    MetricFamily(
+        key="ts_temperature",
+        pattern="calibration/ts/temperature",
+        group="calibration",
+        higher_is_better=False,
+        kind="score",
+        arrays=("calib/temperature",),
+        value_ci="none",
+        paired_test="none",
+        merge="equal",
+        primary="never",
+        display="TS temperature",
+        definition="temperature scaling: the T dividing the logits, fit by minimizing NLL on the held-out "
+        "calibration split (descriptive; T > 1 means the raw model was overconfident)",
+        fn=T.first,
+        bounds=(0.0, None),
+    ),
+    MetricFamily(
+        key="ts_nll",
+        pattern="calibration/ts/nll",
+        group="calibration",
+        higher_is_better=False,
+        kind="score",
+        arrays=("id/ts/nll",),
+        value_ci="bootstrap",
+        paired_test="permutation",
+        merge="recompute",
+        primary="never",
+        display="NLL after TS",
+        definition="NLL (nats) of the test examples after temperature scaling",
+        fn=mean,
+        bounds=(0.0, None),
+    ),
+    _calibration(
+        "ts_ece",
+        C.ece,
+        "permutation",
+        "never",
+        "ECE after TS",
+        "ECE (equal-width bins) of the test examples after temperature scaling",
+        pattern="calibration/ts/ece",
+        confidence="id/ts/confidence",
+    ),
+    _calibration(
+        "ts_ece_adaptive",
+        C.ece_adaptive,
+        "permutation",
+        "never",
+        "adaptive ECE after TS",
+        "adaptive ECE (equal-mass bins) of the test examples after temperature scaling",
+        pattern="calibration/ts/ece_adaptive",
+        confidence="id/ts/confidence",
+    ),
+    MetricFamily(
+        key="ts_brier",
+        pattern="calibration/ts/brier",
+        group="calibration",
+        higher_is_better=False,
+        kind="score",
+        arrays=("id/ts/brier",),
+        value_ci="bootstrap",
+        paired_test="permutation",
+        merge="recompute",
+        primary="never",
+        display="Brier after TS",
+        definition="Brier score of the test examples after temperature scaling",
+        fn=mean,
+        bounds=(0.0, 2.0),
+    ),
     _ood(
         "auroc",
         O.auroc,
@@ -357,6 +434,23 @@ FAMILIES: tuple[MetricFamily, ...] = (
         display="{attack} robust accuracy at eps {eps}",
         definition="fraction of test examples that are clean-correct and that no iterate of the attack fools "
         "at that eps (pixel units; 8_255 = 8/255)",
+        fn=mean,
+        bounds=(0.0, 1.0),
+    ),
+    MetricFamily(
+        key="robust_fooled_by",
+        pattern="robust/{attack}/{eps}/fooled_by/{sub}",
+        group="robust",
+        higher_is_better=False,
+        kind="proportion",
+        arrays=("robust/{attack}/{eps}/fooled_by/{sub}",),
+        value_ci="wilson",
+        paired_test="none",
+        merge="recompute",
+        primary="never",
+        display="{attack} at eps {eps}: fooled first by {sub}",
+        definition="AutoAttack: fraction of test examples this sub-attack (apgd-ce, apgd-t, fab-t, square, "
+        "...) fooled first, the earlier sub-attacks having left them standing (descriptive)",
         fn=mean,
         bounds=(0.0, 1.0),
     ),
@@ -511,6 +605,8 @@ _CALIBRATION_BOUND: dict[str, tuple[Literal["ece", "mce"], Literal["uniform", "a
     "ece": ("ece", "uniform"),
     "ece_adaptive": ("ece", "adaptive"),
     "mce": ("mce", "uniform"),
+    "ts_ece": ("ece", "uniform"),
+    "ts_ece_adaptive": ("ece", "adaptive"),
 }
 
 

@@ -559,7 +559,7 @@ TESTS_EXAMPLE_LEVEL = {
     "accuracy": "exact McNemar p with its matching Clopper-Pearson interval on the discordant pairs",
     "auroc": "DeLong",
     "other": "adaptive paired permutation test, CI by inverting it",
-    "descriptive": "MCE and the sparsity audit are reported, never tested",
+    "descriptive": "MCE, AutoAttack's fooled-by fractions and the sparsity audit are reported, never tested",
     "headline": "one-sided non-inferiority per primary metric (Tango for accuracies, DeLong for AUROC, basic "
     "paired bootstrap otherwise); replaces it overall only when every primary metric does",
 }

@@ -94,4 +94,5 @@ def test_reference_factories_build_torchattacks(digits_model: Data) -> None:
     model = digits_model[0]
     assert isinstance(ATTACKS.get("pgd_linf").reference(model, 0.1, 0.025, 10, True), torchattacks.PGD)
     assert isinstance(ATTACKS.get("pgd_l2").reference(model, 0.1, 0.025, 10, True), torchattacks.PGDL2)
-    assert ATTACKS.names() == ["fgsm", "pgd_l2", "pgd_linf"]
+    assert ATTACKS.names() == ["autoattack", "autoattack_l2", "fgsm", "pgd_l2", "pgd_linf"]
+    assert ATTACKS.get("autoattack").reference is None  # the package is its own reference

@@ -1,0 +1,85 @@
+"""AutoAttack through evalsuite (the battery's bookkeeping, clean-correct examples only, one package call per
+sub-attack) vs the package's ``run_standard_evaluation`` run directly on all examples: time ratio and robust
+accuracy, on the pretrained ResNet-20 and the first N CIFAR-10 test images.
+
+    python benchmarks/perf/autoattack.py --n 500 --version standard       # the full thing (GPU)
+    python benchmarks/perf/autoattack.py --n 100 --quick                  # CPU: APGD-CE + APGD-T, 20 steps
+
+``--quick`` uses the package's ``custom`` version (the standard sub-attack order APGD-CE, APGD-T at smaller
+budgets) for both sides, so the comparison stays exact where standard takes hours on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+
+from _shared import CIFAR_TEST, MODEL, load_resnet20
+
+from evalsuite.attacks.autoattack import make_adversary, run_autoattack
+
+
+def _adversary(model: torch.nn.Module, eps: float, version: str, quick: bool, seed: int) -> Any:
+    if not quick:
+        return make_adversary(model, eps, "linf", version, seed, "cpu")
+    from pyautoattack import AutoAttack
+
+    aa = AutoAttack(model, attacks=["apgd-ce", "apgd-t"], eps=eps, seed=seed, version="custom", device="cpu")
+    aa.apgd.n_iter = 20
+    aa.apgd_targeted.n_iter = 20
+    aa.apgd_targeted.n_target_classes = 3
+    return aa
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--eps", type=float, default=8 / 255)
+    p.add_argument("--version", default="standard")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    model = load_resnet20(MODEL)
+    d = np.load(CIFAR_TEST)
+    x = (torch.from_numpy(d["x"][: a.n]).permute(0, 3, 1, 2).float() / 255).contiguous()
+    y = torch.from_numpy(d["y"][: a.n]).long()
+
+    t = time.perf_counter()
+    with torch.no_grad():
+        correct = torch.cat([model(xb).argmax(1) == yb for xb, yb in zip(x.split(256), y.split(256))])
+    t_clean = time.perf_counter() - t  # the battery's predict pass, shared with every other metric
+    t = time.perf_counter()
+    ours = run_autoattack(
+        _adversary(model, a.eps, a.version, a.quick, a.seed), x, y, correct, a.batch_size, torch.device("cpu")
+    )
+    t_ours = time.perf_counter() - t
+    t = time.perf_counter()
+    _, y_adv = _adversary(model, a.eps, a.version, a.quick, a.seed).run_standard_evaluation(
+        x, y, batch_size=a.batch_size
+    )
+    t_pkg = time.perf_counter() - t
+    theirs = y_adv == y
+    print(
+        f"n {a.n}, clean-correct {int(correct.sum())}, eps {a.eps:.5f}, "
+        f"{'quick (custom apgd-ce+apgd-t, 20 steps)' if a.quick else a.version}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(f"robust accuracy: evalsuite {ours.robust.float().mean():.4f}, package {theirs.float().mean():.4f}")
+    print(f"same per-example outcome: {bool(torch.equal(ours.robust, theirs))}")
+    print(f"fooled by: { {k: int(v.sum()) for k, v in ours.fooled_by.items()} }")
+    print(
+        f"seconds: evalsuite {t_ours:.1f} (+ {t_clean:.1f} predict pass, shared), package {t_pkg:.1f}; "
+        f"ratio {t_ours / t_pkg:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
