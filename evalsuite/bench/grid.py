@@ -311,6 +311,12 @@ def grid_points(grid: Mapping[str, Any], where: str = "[grid]") -> tuple[list[di
                 f"{where}: scheme {p['scheme']!r} with density {p['density']}; "
                 "density is the fraction kept, in (0, 1)"
             )
+    # a value that an include adds makes a fixed key vary: it is an axis (in names and tables) too
+    varying = tuple(
+        k for k in space.values if k not in space.axes and len({canonical_json(p[k]) for p in points}) > 1
+    )
+    if varying:
+        space = _Space(space.values, space.kind, space.axes + varying, space.train_fixed)
     if bool(grid.get("dense_twins", True)):
         twins = [{**p, "scheme": "dense", "density": 1.0} for p in points if p["scheme"] != "dense"]
         points = twins + points

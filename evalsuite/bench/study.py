@@ -559,7 +559,11 @@ def other_job_folders(plan: Plan, runs_dir: Path) -> int:
     if not runs_dir.is_dir():
         return 0
     ids = {j.job_id for j in plan.jobs}
-    return sum(1 for p in runs_dir.iterdir() if (p / "spec.json").exists() and p.name not in ids)
+    return sum(
+        1
+        for p in runs_dir.iterdir()
+        if p.name not in ids and ((p / "spec.json").exists() or (p / "status.json").exists())
+    )
 
 
 def check_study(plan: Plan, store: ResultStore) -> tuple[bool, str]:
