@@ -322,6 +322,23 @@ def _progress_bar(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="job", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
 
+def _check_device(device: str, local: bool) -> None:
+    """A device name every job would refuse is refused once, now; on this machine's workers it must also
+    exist (a cluster's workers may have the CUDA that the driver lacks)."""
+    import torch
+
+    from evalsuite.core.device import pick_device
+    from evalsuite.core.errors import UsageError
+
+    if local:
+        pick_device(device)
+    elif device != "auto":
+        try:
+            torch.device(device)
+        except RuntimeError:
+            raise UsageError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+
+
 def _check_runs_dir(path: Path) -> None:
     anc = path
     while not anc.exists() and anc != anc.parent:
@@ -367,9 +384,10 @@ def run_study(
             failed_before.append((job, str(st.get("error") or "failed without a reason")))
         else:
             todo.append(job)
+    device = ov.device or str(suite.battery.get("device", "auto"))
+    _check_device(device, local=engine is None or isinstance(engine, LocalEngine))
     check_study_inputs(todo)
 
-    device = ov.device or str(suite.battery.get("device", "auto"))
     gpus = device.startswith("cuda") or (device == "auto" and bool(visible_gpus()))
     own_engine = engine is None
     eng = engine or LocalEngine(workers=1)
