@@ -4,7 +4,8 @@ so the local process pool, Ray and Slurm (submitit) are interchangeable.
 
 ``local`` is a ``ProcessPoolExecutor`` with the spawn start method (a forked child would inherit the
 driver's torch threads and CUDA state): N worker processes, each pinned to its own GPU(s) through
-``CUDA_VISIBLE_DEVICES`` when GPUs are visible, each with its share of the CPU cores otherwise.
+``CUDA_VISIBLE_DEVICES`` when GPUs are visible; on CPU one per core by default, since a job computes
+with one thread (``evalsuite.bench.jobs``: so its numbers do not depend on the engine or worker count).
 ``ray`` and ``slurm`` live in their own modules and import their optional dependency there.
 """
 
@@ -75,20 +76,16 @@ def visible_gpus() -> list[str]:
         return []
 
 
-def _init_worker(slots: Any, threads: int) -> None:
-    """Runs first in each worker process: take a GPU slot (before torch touches CUDA) and a thread count."""
+def _init_worker(slots: Any) -> None:
+    """Runs first in each worker process: take a GPU slot, before anything touches CUDA."""
     gpus = slots.get() if slots is not None else ""
     os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     os.environ["EVALSUITE_WORKER_GPUS"] = gpus
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 class LocalEngine(Engine):
-    """Worker processes on this machine. ``workers`` defaults to one per visible GPU (each task then gets
-    ``resources.gpus`` of them, so fewer workers), or 1 on CPU."""
+    """Worker processes on this machine. ``workers`` defaults to one per visible GPU (or per group of
+    ``resources.gpus`` GPUs), or one per CPU core without GPUs."""
 
     name = "local"
 
@@ -115,11 +112,10 @@ class LocalEngine(Engine):
             for g in groups[:n]:
                 slots.put(g)
         else:
-            n = self.workers or 1
-        threads = max(1, (os.cpu_count() or 1) // n)
+            n = self.workers or os.cpu_count() or 1
         log.debug("local engine: %d worker process(es)%s", n, f" on GPUs {self.gpus}" if slots else "")
         return cf.ProcessPoolExecutor(
-            max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads)
+            max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(slots,)
         )
 
     def submit_many(

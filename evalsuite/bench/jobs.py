@@ -240,13 +240,20 @@ def evaluate(
     return save_result(result, arrays, out)
 
 
-def _device_label(device: str) -> str:
+def _prepare_device(device: str) -> str:
+    """Pin a CPU job to one thread and return the device's label for status.json. One thread, because
+    the order of a float sum depends on the thread count and a job's numbers must not depend on the
+    engine or on how many workers share the machine."""
     try:
+        import torch
+
         from evalsuite.core.device import pick_device
 
         dev = pick_device(device)
-    except Exception as e:
+    except Exception as e:  # a bad device is the job's own failure, raised again by the work itself
         return f"{device} ({_reason(e)})"
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
     label = str(dev)
     pinned = os.environ.get("EVALSUITE_WORKER_GPUS")
     if dev.type == "cuda" and pinned:
@@ -272,7 +279,7 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
         "job_id": spec.job_id,
         "name": spec.name,
         "host": host,
-        "device": _device_label(device),
+        "device": _prepare_device(device),
         "pid": os.getpid(),
         "started": now_iso(),
         "finished": None,

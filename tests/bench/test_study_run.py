@@ -158,6 +158,16 @@ def test_two_local_workers_run_every_job_once_into_the_store(
     )
     code, out, _ = _cli(capsys, "bench", "check", str(suite), "--store", str(db))
     assert code == 0 and "4 of 4 jobs done" in out
+    # one worker gives the very same numbers: a job's arithmetic does not depend on the engine's width
+    alone = run_study(
+        load_suite(str(suite)), tmp_path / "one.db", Overrides(), tmp_path / "one", LocalEngine(1)
+    )
+    assert alone.complete and len(alone.ran) == 4
+    with ResultStore(tmp_path / "one.db", create=False) as s:
+        single = s.job_metrics("tiny-study")
+    assert single.keys() == metrics.keys()
+    for j, rows in single.items():
+        assert _same({k: v.value for k, v in rows.items()}, {k: v.value for k, v in metrics[j].items()}), j
     code, out, _ = _cli(capsys, "bench", "status", str(suite), "--runs-dir", str(runs))
     assert code == 0 and out.startswith(f"4 jobs in {runs}: 4 done") and "smallcnn-width8" not in out
     assert out.count(" done ") == 4 and "smallcnn-erk-d0.1-s1" in out
@@ -270,7 +280,7 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path: Path) -> None:
     tj = train_job(job, d, "cpu")
     tj.options.on_epoch_end = kill_after_first
     threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)  # what the single worker below uses: same arithmetic
+    torch.set_num_threads(1)  # as a job computes on CPU: the same arithmetic as the worker below
     try:
         with pytest.raises(Killed):
             run_training(tj)
@@ -380,3 +390,39 @@ def test_plan_lists_the_digits_study(capsys: pytest.CaptureFixture[str]) -> None
     assert len(jobs) == 60 and len({j[0] for j in jobs}) == 60
     assert sum(j[2] == "-" for j in jobs) == 6
     assert "60 jobs, 480 training epochs in all" in out and "no time estimate" in out
+
+
+def test_a_worker_killed_mid_job_fails_that_job_only(tmp_path: Path) -> None:
+    """The OOM killer takes a worker: its job is recorded failed with the reason, the jobs queued behind it
+    run on a fresh pool."""
+    import threading
+
+    suite = _suite(tmp_path / "tiny.toml", seeds="[0, 1]", epochs=3, limit_train=600)
+    runs = tmp_path / "runs"
+    victim: dict[str, object] = {}
+
+    def kill_first_running() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not victim:
+            for d in runs.glob("*") if runs.exists() else []:
+                st = read_status(d) or {}
+                if st.get("state") == "running" and st.get("pid"):
+                    os.kill(int(st["pid"]), signal.SIGKILL)
+                    victim.update(job_id=d.name, pid=st["pid"])
+                    return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=kill_first_running, daemon=True)
+    watcher.start()
+    out = run_study(load_suite(str(suite)), tmp_path / "s.db", Overrides(), runs, LocalEngine(workers=1))
+    watcher.join()
+    assert victim, "no job was seen running"
+    assert list(out.failures) == [victim["job_id"]]
+    assert "worker process died while running it (BrokenProcessPool" in out.failures[str(victim["job_id"])]
+    assert len(out.ran) == 3 and victim["job_id"] not in out.ran
+    st = read_status(runs / str(victim["job_id"]))
+    assert st is not None and st["state"] == "failed" and "worker process died" in st["error"]
+    with ResultStore(tmp_path / "s.db", create=False) as s:
+        states = {r.job_id: r.state for r in s.jobs("tiny-study")}
+    assert sorted(states.values()) == ["done", "done", "done", "failed"]
+    assert states[str(victim["job_id"])] == "failed"
