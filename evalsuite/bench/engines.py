@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +96,7 @@ class LocalEngine(Engine):
         self.workers = workers
         self.gpus = visible_gpus()
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._retired: list[cf.ProcessPoolExecutor] = []
         self._per_worker = 0
 
     def _make_pool(self, gpus_per_task: int) -> cf.ProcessPoolExecutor:
@@ -124,21 +126,29 @@ class LocalEngine(Engine):
         payloads: list[dict[str, Any]],
         resources: Resources,
     ) -> list[cf.Future[dict[str, Any]]]:
-        """Queue the payloads on the pool (a new pool when the last one broke or the GPU share changed)."""
+        """Queue the payloads on the pool: a new one when the last one broke (a worker died) or the GPU
+        share per task changed (the old one finishes its tasks and is closed with the engine)."""
         per = resources.gpus if self.gpus else 0
-        broken = self._pool is not None and getattr(self._pool, "_broken", False)
-        if self._pool is None or broken or per != self._per_worker:
-            if self._pool is not None:
-                self._pool.shutdown(wait=not broken, cancel_futures=True)
-            self._pool = self._make_pool(per)
-            self._per_worker = per
-        return [self._pool.submit(fn, p) for p in payloads]
+        if self._pool is not None and per != self._per_worker:
+            self._retired.append(self._pool)
+            self._pool = None
+        futures = []
+        for p in payloads:
+            if self._pool is None:
+                self._pool, self._per_worker = self._make_pool(per), per
+            try:
+                futures.append(self._pool.submit(fn, p))
+            except BrokenProcessPool:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._make_pool(per)
+                futures.append(self._pool.submit(fn, p))
+        return futures
 
     def close(self) -> None:
         """Stop the workers; queued tasks are cancelled."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for pool in [*self._retired, *([self._pool] if self._pool is not None else [])]:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pool, self._retired = None, []
 
 
 def make_engine(name: str, **options: Any) -> Engine:

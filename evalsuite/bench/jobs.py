@@ -174,8 +174,7 @@ def _train_ddp(spec: JobSpec, job_dir: Path, device: str) -> None:
     package_root = str(Path(evalsuite.__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
-    if device == "cpu" or not env.get("CUDA_VISIBLE_DEVICES", "x"):
-        env.setdefault("OMP_NUM_THREADS", "1")
+    env["OMP_NUM_THREADS"] = "1"  # one thread per rank, as every CPU job computes
     cmd = [
         sys.executable,
         "-m",

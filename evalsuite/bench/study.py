@@ -215,7 +215,9 @@ class _Driver:
         """Submit tasks grouped by the resources they need (one ``submit_many`` per group)."""
         groups: dict[Resources, list[tuple[JobSpec, str, list[int] | None]]] = {}
         for job, stage, shard in tasks:
-            gpus = (job.gpus if stage != "eval" else 1) if self.gpus else 0
+            # every stage asks for the job's GPUs: a study's tasks then share one local pool (grid gpus is
+            # one number), at the price of idle GPUs while a shard of a multi-GPU job evaluates on one
+            gpus = job.gpus if self.gpus else 0
             groups.setdefault(Resources(cpus=1, gpus=gpus), []).append((job, stage, shard))
         for res, group in groups.items():
             futures = self.engine.submit_many(run_task, [self.payload(*t) for t in group], res)
