@@ -169,9 +169,7 @@ def train(spec: JobSpec, job_dir: Path, device: str, progress: bool = False) -> 
 def _train_ddp(spec: JobSpec, job_dir: Path, device: str) -> None:
     """``python -m torch.distributed.run --standalone --nproc_per_node K -m evalsuite.bench.jobs train``;
     its output goes to worker.log; a failure is raised with the last error line of that output."""
-    import evalsuite
-
-    package_root = str(Path(evalsuite.__file__).resolve().parents[1])
+    package_root = str(Path(__file__).resolve().parents[2])  # the folder holding the evalsuite package
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
     env["OMP_NUM_THREADS"] = "1"  # one thread per rank, as every CPU job computes
