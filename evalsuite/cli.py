@@ -58,6 +58,15 @@ EPILOG_BENCH = """examples:
   evalsuite bench history smoke --store results.db --out reports/history-smoke
   evalsuite bench baseline smoke --store results.db --out benchmarks/baselines/smoke.json
   evalsuite bench tag smoke --store results.db latest v1
+
+studies (a suite with a [grid]: train-and-evaluate jobs, one folder each under --runs-dir):
+  evalsuite bench plan study-digits                            # the jobs, their count and cost
+  evalsuite bench run study-digits --store study.db --workers 2
+  evalsuite bench run study-digits --store study.db --retry-failed     # rerun: finished jobs are kept
+  evalsuite bench run paper-cifar10 --store paper.db --engine ray --ray-address auto
+  evalsuite bench run paper-cifar10 --store paper.db --engine slurm --slurm-partition gpu --slurm-time 720
+  evalsuite bench status study-digits --store study.db         # state, host, device, duration, errors
+  evalsuite bench check study-digits --store study.db          # exit 1 naming failed or missing jobs
 """
 
 
@@ -318,6 +327,46 @@ def _eval_options(args: argparse.Namespace, out: Path | None) -> Any:
     )
 
 
+def _add_bench_overrides(b: argparse.ArgumentParser) -> None:
+    """The data and recipe overrides of ``bench run`` (plan, status and check take them too: a study's
+    job ids depend on them)."""
+    b.add_argument("--data", help="override the suite's ID test set spec")
+    b.add_argument("--ood", action="append", help="override the suite's OOD sets")
+    b.add_argument("--train-data", help="override the dataset of train recipes (e.g. npz:train.npz)")
+    b.add_argument("--test-data", help="test split used during training (e.g. npz:test.npz)")
+    b.add_argument("--data-root", help="where torchvision datasets live")
+    b.add_argument("--download", action="store_true")
+    b.add_argument("--limit", type=int, help="seeded stratified subset of the ID test set")
+    b.add_argument("--epochs", type=int, help="override every train recipe's epochs (quick runs)")
+    b.add_argument("--limit-train", type=int, help="train recipes on a seeded stratified subset")
+    b.add_argument("--device", help="auto, cpu, cuda")
+
+
+def _bench_overrides(args: argparse.Namespace) -> Any:
+    from evalsuite.battery import parse_list
+    from evalsuite.bench.runner import Overrides
+
+    for flag, value in (
+        ("--epochs", args.epochs),
+        ("--limit-train", args.limit_train),
+        ("--limit", args.limit),
+    ):
+        if value is not None and value < 1:
+            raise CLIUsageError(f"{flag} must be a positive number, got {value}")
+    return Overrides(
+        data=args.data,
+        ood=list(parse_list(args.ood)) if args.ood else None,
+        train_data=args.train_data,
+        test_data=args.test_data,
+        data_root=args.data_root,
+        download=args.download,
+        limit=args.limit,
+        device=args.device,
+        epochs=args.epochs,
+        limit_train=args.limit_train,
+    )
+
+
 def _subcommand(sub: Any, common: argparse.ArgumentParser, name: str, help: str, epilog: str) -> Any:
     return sub.add_parser(
         name, parents=[common], help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -452,22 +501,35 @@ def build_parser() -> argparse.ArgumentParser:
     b_hist = bsub.add_parser("history", parents=[common], help="each metric over time (text, PNG, HTML)")
     b_base = bsub.add_parser("baseline", parents=[common], help="write a run as a baseline JSON to commit")
     b_tag = bsub.add_parser("tag", parents=[common], help="name a run (for --baseline tag:NAME)")
+    b_plan = bsub.add_parser("plan", parents=[common], help="a study's jobs, their count and estimated cost")
+    b_status = bsub.add_parser(
+        "status", parents=[common], help="a study's jobs: state, host, duration, errors"
+    )
     for b in (b_run, b_check, b_hist, b_base, b_tag):
         b.add_argument("suite", help="suite name in benchmarks/ or path to a suite .toml")
         b.add_argument("--store", required=True, help="SQLite results store (created if missing by run)")
+    for b in (b_plan, b_status):
+        b.add_argument("suite", help="study suite name in benchmarks/ or path to a suite .toml")
+    b_status.add_argument("--store", help="SQLite results store (jobs whose folder is elsewhere)")
+    for b in (b_run, b_status):
+        b.add_argument("--runs-dir", help="study job folders (default runs/SUITE)")
+    for b in (b_run, b_plan, b_status, b_check):
+        _add_bench_overrides(b)
+    b_plan.add_argument("--measure", action="store_true", help="time a few training steps per network")
     b_run.add_argument("--work-dir", help="where trained checkpoints go (default runs/bench/SUITE)")
     b_run.add_argument("--tag", help="name this run")
     b_run.add_argument("--note", help="free text stored with the run")
-    b_run.add_argument("--data", help="override the suite's ID test set spec")
-    b_run.add_argument("--ood", action="append", help="override the suite's OOD sets")
-    b_run.add_argument("--train-data", help="override the dataset of train recipes (e.g. npz:train.npz)")
-    b_run.add_argument("--test-data", help="test split used during training (e.g. npz:test.npz)")
-    b_run.add_argument("--data-root", help="where torchvision datasets live")
-    b_run.add_argument("--download", action="store_true")
-    b_run.add_argument("--limit", type=int, help="seeded stratified subset of the ID test set")
-    b_run.add_argument("--epochs", type=int, help="override every train recipe's epochs (quick runs)")
-    b_run.add_argument("--limit-train", type=int, help="train recipes on a seeded stratified subset")
-    b_run.add_argument("--device", help="auto, cpu, cuda")
+    st = b_run.add_argument_group("studies (suites with a [grid])")
+    st.add_argument("--engine", choices=["local", "ray", "slurm"], default="local", help="default local")
+    st.add_argument(
+        "--workers", type=int, help="local: worker processes (default one per GPU, else 1); ray: CPUs"
+    )
+    st.add_argument("--retry-failed", action="store_true", help="run failed jobs again")
+    st.add_argument("--ray-address", help="auto or ray://HOST:PORT: join a running Ray cluster")
+    st.add_argument("--slurm-partition")
+    st.add_argument("--slurm-time", help="time limit per job (minutes, or Slurm's HH:MM:SS)")
+    st.add_argument("--slurm-gpus-per-job", type=int)
+    st.add_argument("--slurm-array-parallelism", type=int, help="jobs of the array running at once")
     cache = b_run.add_mutually_exclusive_group()
     cache.add_argument(
         "--cache", action="store_true", help="reuse cached evaluations (default: evaluate afresh)"
@@ -654,23 +716,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from evalsuite.bench.suite import load_suite
 
     action = args.bench_command
+    if action in ("plan", "status"):
+        return _bench_study_view(args)
     if action == "run":
-        from evalsuite.battery import parse_list
-        from evalsuite.bench.runner import Overrides, run_suite
+        from evalsuite.bench.runner import run_suite
 
         suite = load_suite(args.suite, trust=args.trust_suite)
-        ov = Overrides(
-            data=args.data,
-            ood=list(parse_list(args.ood)) if args.ood else None,
-            train_data=args.train_data,
-            test_data=args.test_data,
-            data_root=args.data_root,
-            download=args.download,
-            limit=args.limit,
-            device=args.device,
-            epochs=args.epochs,
-            limit_train=args.limit_train,
-        )
+        ov = _bench_overrides(args)
+        if suite.is_study:
+            return _bench_study_run(args, suite, ov)
+        study_flags = [
+            f
+            for f, v in (
+                ("--runs-dir", args.runs_dir),
+                ("--engine", args.engine != "local"),
+                ("--workers", args.workers),
+                ("--retry-failed", args.retry_failed),
+            )
+            if v
+        ]
+        if study_flags:
+            raise CLIUsageError(
+                f"{study_flags[0]} is for study suites (with a [grid]); {suite.name} lists models"
+            )
         outcome = run_suite(
             suite,
             Path(args.store),
@@ -692,6 +760,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     # the other actions read the suite for its name and tolerances only: nothing is loaded or trusted
     suite = load_suite(args.suite, loading=False)
     store = ResultStore(args.store, create=False)
+    if action == "check" and suite.is_study:
+        from evalsuite.bench.plan import plan_suite
+        from evalsuite.bench.study import check_study
+
+        ok, text = check_study(plan_suite(suite, _bench_overrides(args)), store)
+        print(text, end="")
+        return 0 if ok else 1
     if action == "check":
         from evalsuite.bench.gate import check_run
 
@@ -731,6 +806,108 @@ def cmd_bench(args: argparse.Namespace) -> int:
     info = store.get_run(args.run, suite.name)
     store.tag(info.id, args.name)
     print(f"tagged run {info.id} of {suite.name} as {args.name}")
+    return 0
+
+
+def _bench_study_run(args: argparse.Namespace, suite: Any, ov: Any) -> int:
+    """``bench run`` on a study: run its unfinished jobs on the chosen engine; 1 when any job failed."""
+    from evalsuite.bench.engines import make_engine
+    from evalsuite.bench.study import default_runs_dir, run_study
+
+    for flag, value in (("--tag", args.tag), ("--note", args.note), ("--work-dir", args.work_dir)):
+        if value:
+            raise CLIUsageError(
+                f"{flag} is for suites that list models; a study keeps each job in --runs-dir"
+            )
+    if args.cache:
+        raise CLIUsageError("--cache is for suites that list models; a study's jobs always evaluate afresh")
+    engine_flags = {
+        "ray": [("--ray-address", args.ray_address)],
+        "slurm": [
+            ("--slurm-partition", args.slurm_partition),
+            ("--slurm-time", args.slurm_time),
+            ("--slurm-gpus-per-job", args.slurm_gpus_per_job),
+            ("--slurm-array-parallelism", args.slurm_array_parallelism),
+        ],
+    }
+    for name, flags in engine_flags.items():
+        given = [f for f, v in flags if v is not None]
+        if given and args.engine != name:
+            raise CLIUsageError(f"{given[0]} needs --engine {name}")
+    if args.workers is not None and args.workers < 1:
+        raise CLIUsageError(f"--workers must be a positive number, got {args.workers}")
+    runs_dir = Path(args.runs_dir) if args.runs_dir else default_runs_dir(suite)
+    options: dict[str, Any] = {
+        "local": {"workers": args.workers},
+        "ray": {"address": args.ray_address, "num_cpus": args.workers},
+        "slurm": {
+            "folder": runs_dir / "_submitit",
+            "partition": args.slurm_partition,
+            "time": args.slurm_time,
+            "gpus_per_job": args.slurm_gpus_per_job,
+            "array_parallelism": args.slurm_array_parallelism,
+        },
+    }[args.engine]
+    with make_engine(args.engine, **options) as engine:
+        out = run_study(
+            suite,
+            Path(args.store),
+            ov,
+            runs_dir,
+            engine,
+            retry_failed=args.retry_failed,
+            progress=not args.quiet,
+        )
+    done = out.jobs - len(out.failures)
+    print(
+        f"study {out.suite}: {done} of {out.jobs} jobs done ({len(out.skipped)} finished before, "
+        f"{len(out.ran)} ran now), {len(out.failures)} failed; jobs in {out.runs_dir}, "
+        f"results in {args.store}"
+    )
+    if out.failures:
+        named = "; ".join(f"{out.names.get(j, j)} ({j}): {r}" for j, r in out.failures.items())
+        print(f"evalsuite bench: error: {len(out.failures)} job(s) failed: {named}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _bench_study_view(args: argparse.Namespace) -> int:
+    """``bench plan`` (jobs, counts, estimated cost) and ``bench status`` (each job's state)."""
+    from evalsuite.bench.plan import axis_summary, estimate, plan_suite
+    from evalsuite.bench.suite import load_suite
+
+    suite = load_suite(args.suite, loading=False)
+    if not suite.is_study:
+        raise CLIUsageError(
+            f"bench {args.bench_command} is for study suites (with a [grid]); {suite.name} lists models"
+        )
+    plan = plan_suite(suite, _bench_overrides(args))
+    if args.bench_command == "plan":
+        names = {j.job_id: j.name for j in plan.jobs}
+        width = max(len(j.name) for j in plan.jobs)
+        print(f"study {plan.suite}: {len(plan.jobs)} jobs (code revision {plan.revision or 'unknown'})")
+        for note in plan.notes:
+            print(f"note: {note}")
+        print("axes:")
+        print("\n".join(axis_summary(plan)))
+        print("jobs (id, name, dense twin):")
+        for j in plan.jobs:
+            twin = names.get(j.twin, j.twin) if j.twin else "-"
+            print(f"  {j.job_id}  {j.name:<{width}}  {twin}")
+        print("cost:")
+        print("\n".join("  " + line for line in estimate(plan, args.measure, args.device or "auto").lines()))
+        return 0
+    from evalsuite.bench.store import ResultStore
+    from evalsuite.bench.study import default_runs_dir, format_status, other_job_folders, study_status
+
+    runs_dir = Path(args.runs_dir) if args.runs_dir else default_runs_dir(suite)
+    store = ResultStore(args.store, create=False) if args.store else None
+    try:
+        rows = study_status(plan, runs_dir, store)
+    finally:
+        if store is not None:
+            store.close()
+    print(format_status(rows, runs_dir, other_job_folders(plan, runs_dir)), end="")
     return 0
 
 

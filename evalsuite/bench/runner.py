@@ -17,6 +17,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,12 @@ def _load_options(load: dict[str, Any], base: Path) -> dict[str, Any]:
 
 def battery_config(suite: Suite, ov: Overrides) -> BatteryConfig:
     """The suite's ``battery`` section (and ``--limit``) as a BatteryConfig."""
-    b = suite.battery
+    return battery_from_table(suite.battery, ov.limit)
+
+
+def battery_from_table(b: Mapping[str, Any], limit: int | None = None) -> BatteryConfig:
+    """A suite's ``battery`` table (as written in the TOML, or carried in a study job's spec) as a
+    BatteryConfig; ``limit`` (the command line's) wins over the table's."""
     kw: dict[str, Any] = {}
     for key in ("checks", "attacks", "ood_scores"):
         if key in b:
@@ -94,8 +100,8 @@ def battery_config(suite: Suite, ov: Overrides) -> BatteryConfig:
     ):
         if src in b:
             kw[dst] = b[src]
-    if ov.limit is not None:
-        kw["limit"] = ov.limit
+    if limit is not None:
+        kw["limit"] = limit
     return BatteryConfig(**kw)
 
 

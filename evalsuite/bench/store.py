@@ -5,17 +5,21 @@ append at the same time and a killed job leaves either its whole run or nothing.
 before anything is written to it: a store from a newer evalsuite, a corrupt file or a foreign SQLite
 database is refused with a one-line ``DataError`` and left byte for byte as it was.
 
-Tables (schema version 2)::
+Tables (schema version 3)::
 
     meta(key, value)                      schema_version, created, created_by
     runs(id, suite, started, finished, git_revision, machine, versions json, durations json, tag, note,
          status)                          status: complete | incomplete (some model failed)
     metrics(run_id, model, metric, value, ci_low, ci_high, n, higher_is_better)
     results(run_id, model, result_json, status, reason)    status: ok | failed (reason: one line)
+    jobs(suite, job_id, name, axes json, spec json, state, reason, host, device, started, finished,
+         duration_s, result_json)          one row per study job, upserted as each job lands
+    job_metrics(suite, job_id, metric, value, ci_low, ci_high, n, higher_is_better)
 
 A failed model has a ``results`` row (status failed, its reason) and no metrics. Version 1 lacked the two
 status columns: a version-1 store opens and reads as it is (every run complete, every model ok) and is
-upgraded in place, in one transaction, by the first write.
+upgraded in place, in one transaction, by the first write. Version 2 lacked the two study tables: it
+reads as a store without jobs and gains them, the same way, at the first write.
 
 Run ids grow monotonically (AUTOINCREMENT: never reused), so "previous" is "largest smaller id of the
 same suite". A metric value that is not finite is stored as NULL and read back as NaN.
@@ -42,7 +46,9 @@ from evalsuite.metrics import catalogue as K
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 2
+    from evalsuite.bench.grid import JobSpec
+
+SCHEMA_VERSION = 3
 _OLDEST_READABLE = 1
 MODEL_STATUSES = ("ok", "failed")
 DEFAULT_TIMEOUT_S = 30.0
@@ -98,6 +104,34 @@ CREATE TABLE IF NOT EXISTS results(
     reason TEXT,
     PRIMARY KEY(run_id, model)
 );
+CREATE TABLE IF NOT EXISTS jobs(
+    suite TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    axes TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    host TEXT,
+    device TEXT,
+    started TEXT,
+    finished TEXT,
+    duration_s REAL,
+    result_json TEXT,
+    PRIMARY KEY(suite, job_id)
+);
+CREATE TABLE IF NOT EXISTS job_metrics(
+    suite TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    ci_low REAL,
+    ci_high REAL,
+    n INTEGER,
+    higher_is_better INTEGER NOT NULL,
+    PRIMARY KEY(suite, job_id, metric),
+    FOREIGN KEY(suite, job_id) REFERENCES jobs(suite, job_id) ON DELETE CASCADE
+);
 """
 # version 1 -> 2: the run and per-model status columns; the defaults say what every version-1 row was
 _UPGRADE_1_TO_2 = (
@@ -105,6 +139,9 @@ _UPGRADE_1_TO_2 = (
     "ALTER TABLE results ADD COLUMN status TEXT NOT NULL DEFAULT 'ok'",
     "ALTER TABLE results ADD COLUMN reason TEXT",
 )
+# version 2 -> 3: the study tables (the CREATE statements of _DDL, which are IF NOT EXISTS)
+_STUDY_TABLES = ("jobs", "job_metrics")
+JOB_STATES = ("done", "failed")
 
 
 @dataclass(frozen=True)
@@ -132,6 +169,23 @@ class ModelRun:
     def failed(cls, reason: str) -> ModelRun:
         """A ModelRun for a model that failed with ``reason``: no metrics, status 'failed'."""
         return cls(metrics={}, status="failed", reason=reason)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One row of ``jobs``: a study job as the driver recorded it when it landed."""
+
+    job_id: str
+    name: str
+    axes: dict[str, Any]
+    state: str
+    reason: str | None
+    host: str | None
+    device: str | None
+    started: str | None
+    finished: str | None
+    duration_s: float | None
+    result_json: str | None
 
 
 @dataclass(frozen=True)
@@ -300,13 +354,18 @@ class ResultStore:
             return
         with self._write() as con:
             version = int(con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
-            if version == 1:
-                for stmt in _UPGRADE_1_TO_2:
-                    con.execute(stmt)
+            if version < SCHEMA_VERSION:
+                if version == 1:
+                    for stmt in _UPGRADE_1_TO_2:
+                        con.execute(stmt)
+                # 2 -> 3: every CREATE of _DDL is IF NOT EXISTS, so only the study tables are new
+                for stmt in _DDL.split(";"):
+                    if stmt.strip():
+                        con.execute(stmt)
                 con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
                 con.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('upgraded', ?)",
-                    (f"1 -> {SCHEMA_VERSION} by evalsuite {__version__} at {_now()}",),
+                    (f"{version} -> {SCHEMA_VERSION} by evalsuite {__version__} at {_now()}",),
                 )
         self._version = SCHEMA_VERSION
 
@@ -457,6 +516,68 @@ class ResultStore:
             "INSERT INTO results(run_id, model, result_json, status, reason) VALUES (?, ?, ?, ?, ?)",
             [(run_id, *r) for r in result_rows],
         )
+
+    def put_job(
+        self,
+        suite: str,
+        spec: JobSpec,
+        state: str,
+        reason: str | None,
+        info: Mapping[str, Any],
+        result_json: str | None,
+        metrics: Mapping[str, MetricRow],
+    ) -> None:
+        """Insert or replace study job ``spec`` of ``suite`` with its metrics, in one short transaction.
+
+        ``state`` is done (with metrics and the result JSON) or failed (with a one-line ``reason``, no
+        metrics); ``info`` keys: host, device, started, finished, duration_s.
+        """
+        if state not in JOB_STATES:
+            raise UsageError(f"job {spec.job_id}: state must be 'done' or 'failed', got {state!r}")
+        if state == "failed" and (metrics or not reason):
+            raise UsageError(f"failed job {spec.job_id} needs a reason and no metrics")
+        duration = info.get("duration_s")
+        job_row = (
+            suite,
+            spec.job_id,
+            spec.name,
+            json.dumps(spec.axes, sort_keys=True, default=str),
+            json.dumps(spec.to_dict(), sort_keys=True, default=str),
+            state,
+            " ".join(str(reason).split()) if reason else None,
+            info.get("host"),
+            info.get("device"),
+            info.get("started"),
+            info.get("finished"),
+            None if duration is None else float(duration),
+            result_json,
+        )
+        rows = [
+            (
+                suite,
+                spec.job_id,
+                name,
+                _finite_or_none(row.value),
+                _finite_or_none(row.ci_low),
+                _finite_or_none(row.ci_high),
+                None if row.n is None else int(row.n),
+                int(K.higher_is_better(name) if row.higher_is_better is None else bool(row.higher_is_better)),
+            )
+            for name, row in metrics.items()
+        ]
+        self._upgrade()
+        with self._write() as con:
+            con.execute("DELETE FROM job_metrics WHERE suite=? AND job_id=?", (suite, spec.job_id))
+            con.execute(
+                "INSERT OR REPLACE INTO jobs(suite, job_id, name, axes, spec, state, reason, host, device,"
+                " started, finished, duration_s, result_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                job_row,
+            )
+            con.executemany(
+                "INSERT INTO job_metrics(suite, job_id, metric, value, ci_low, ci_high, n, higher_is_better)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     @staticmethod
     def check_tag_name(name: Any) -> None:
@@ -628,6 +749,62 @@ class ResultStore:
         df["n"] = df["n"].astype("Int64")
         df["higher_is_better"] = df["higher_is_better"].astype(bool)
         return df
+
+    def _has_jobs(self) -> bool:
+        # a version-2 store has no study tables until its first write
+        return bool(self._read("SELECT 1 FROM sqlite_master WHERE type='table' AND name='jobs'"))
+
+    def jobs(self, suite: str) -> list[JobRecord]:
+        """Every recorded job of study ``suite``, by name."""
+        if not self._has_jobs():
+            return []
+        rows = self._read(
+            "SELECT job_id, name, axes, state, reason, host, device, started, finished, duration_s,"
+            " result_json FROM jobs WHERE suite=? ORDER BY name, job_id",
+            (suite,),
+        )
+        return [
+            JobRecord(
+                job_id=r[0],
+                name=r[1],
+                axes=_json_dict(r[2]),
+                state=r[3],
+                reason=r[4],
+                host=r[5],
+                device=r[6],
+                started=r[7],
+                finished=r[8],
+                duration_s=r[9],
+                result_json=r[10],
+            )
+            for r in rows
+        ]
+
+    def job_metrics(self, suite: str) -> dict[str, dict[str, MetricRow]]:
+        """{job id: {metric: MetricRow}} of every done job of study ``suite``."""
+        if not self._has_jobs():
+            return {}
+        rows = self._read(
+            "SELECT job_id, metric, value, ci_low, ci_high, n, higher_is_better FROM job_metrics"
+            " WHERE suite=? ORDER BY job_id, rowid",
+            (suite,),
+        )
+        out: dict[str, dict[str, MetricRow]] = {}
+        for job_id, metric, value, lo, hi, n, hib in rows:
+            out.setdefault(job_id, {})[metric] = MetricRow(
+                value=math.nan if value is None else float(value),
+                ci_low=lo,
+                ci_high=hi,
+                n=n,
+                higher_is_better=bool(hib),
+            )
+        return out
+
+    def study_suites(self) -> list[str]:
+        """Names of every study with a recorded job, sorted."""
+        if not self._has_jobs():
+            return []
+        return [r[0] for r in self._read("SELECT DISTINCT suite FROM jobs ORDER BY suite")]
 
     def integrity_check(self) -> str:
         """SQLite's own check: 'ok' or the first problem found."""

@@ -321,6 +321,11 @@ def train_model(
                     bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}", acc=f"{float(correct) / seen:.3f}")
         if bar is not None:
             bar.close()
+        if world > 1:
+            # DDP broadcasts rank 0's buffers before each forward, so after the last step every rank holds BN
+            # statistics updated by its own shard of the batch: all take rank 0's (the ones it saves)
+            for buf in model.buffers():
+                torch.distributed.broadcast(buf, src=0)
         lr = opt.param_groups[0]["lr"]
         sched.step()
         record: dict[str, Any] = {

@@ -185,3 +185,65 @@ def test_torchrun_two_processes_keeps_masks(tmp_path):
     rep = density_report(model, prunable_layers(model, torch.zeros(1, 1, 8, 8)), masks)
     assert rep["masked_nonzero"] == 0
     assert r.stdout.count("wrote") == 1
+
+
+_RANK_SCRIPT = """
+import os, sys
+from pathlib import Path
+import torch
+from evalsuite.data import load_dataset
+from evalsuite.train import InitSpec, TrainOptions, init_model
+from evalsuite.train.loop import train_model
+from evalsuite.train.recipe import resolve_recipe
+
+out = Path(sys.argv[1])
+model, card, masks = init_model(InitSpec("digits", scheme="erk", density=0.2, seed=3))
+recipe, _ = resolve_recipe("digits", {"epochs": 2})
+opts = TrainOptions(out=out / "model.pt", device="cpu", limit_train=400, limit_test=200)
+train_model(model, card, masks, recipe, opts, load_dataset("digits", "train"), load_dataset("digits", "test"))
+torch.save({"state": model.state_dict(), "masks": masks}, out / f"rank{os.environ['RANK']}.pt")
+"""
+
+
+def test_torchrun_ranks_end_with_identical_weights(tmp_path):
+    """DDP on CPU (gloo): each rank sees half of every batch, yet both end with the very same weights (the
+    gradients are averaged before the step), equal to the checkpoint rank 0 writes; masks hold on both."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "rank_weights.py"
+    script.write_text(_RANK_SCRIPT)
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+    ]
+    r = subprocess.run([*cmd, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ranks = [torch.load(tmp_path / f"rank{i}.pt", weights_only=True) for i in (0, 1)]
+    saved, card, masks = load_checkpoint(tmp_path / "model.pt")
+    assert card.provenance["world_size"] == 2
+    state0, state1 = ranks[0]["state"], ranks[1]["state"]
+    assert state0.keys() == state1.keys() == saved.state_dict().keys()
+    moved = 0
+    init, _, _ = init_model(InitSpec("digits", scheme="erk", density=0.2, seed=3))
+    for k, v in state0.items():
+        assert torch.equal(v, state1[k]), f"{k} differs between ranks"
+        assert torch.equal(v, saved.state_dict()[k]), f"{k} differs from the checkpoint"
+        moved += not torch.equal(v, init.state_dict()[k])
+    assert moved > 0  # it trained
+    for name, mask in masks.items():
+        for r in ranks:
+            assert torch.equal(r["masks"][name], mask)
+            assert not r["state"][name][~mask].any(), f"pruned weights of {name} grew back"
