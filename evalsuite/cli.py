@@ -528,6 +528,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--ray-address", help="auto or ray://HOST:PORT: join a running Ray cluster")
     st.add_argument("--slurm-partition")
     st.add_argument("--slurm-time", help="time limit per job (minutes, or Slurm's HH:MM:SS)")
+    st.add_argument(
+        "--slurm-cluster",
+        choices=("slurm", "local"),
+        default=None,
+        help="local: run the array on this machine with submitit's local executor (to try a study out)",
+    )
     st.add_argument("--slurm-gpus-per-job", type=int)
     st.add_argument("--slurm-array-parallelism", type=int, help="jobs of the array running at once")
     cache = b_run.add_mutually_exclusive_group()
@@ -828,6 +834,7 @@ def _bench_study_run(args: argparse.Namespace, suite: Any, ov: Any) -> int:
             ("--slurm-time", args.slurm_time),
             ("--slurm-gpus-per-job", args.slurm_gpus_per_job),
             ("--slurm-array-parallelism", args.slurm_array_parallelism),
+            ("--slurm-cluster", args.slurm_cluster),
         ],
     }
     for name, flags in engine_flags.items():
@@ -846,6 +853,7 @@ def _bench_study_run(args: argparse.Namespace, suite: Any, ov: Any) -> int:
             "time": args.slurm_time,
             "gpus_per_job": args.slurm_gpus_per_job,
             "array_parallelism": args.slurm_array_parallelism,
+            "cluster": "local" if args.slurm_cluster == "local" else None,
         },
     }[args.engine]
     with make_engine(args.engine, **options) as engine:

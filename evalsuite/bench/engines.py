@@ -154,9 +154,10 @@ class LocalEngine(Engine):
 def make_engine(name: str, **options: Any) -> Engine:
     """The engine called ``name`` (local, ray, slurm) built with ``options`` (None values dropped).
 
-    local: ``workers``. ray: ``address``, ``num_cpus``. slurm: ``folder``, ``partition``, ``time``,
-    ``gpus_per_job``, ``array_parallelism``. A missing optional dependency is a one-line UsageError
-    naming the pip command.
+    local: ``workers``. ray: ``address``, ``num_cpus``. slurm: ``folder``, ``partition``, ``time`` (minutes
+    or Slurm's ``[D-]HH:MM[:SS]``), ``gpus_per_job``, ``array_parallelism``, ``cluster`` (``local`` runs the
+    array on this machine with submitit's local executor). A missing optional dependency is a one-line
+    UsageError naming the pip command.
     """
     opts = {k: v for k, v in options.items() if v is not None}
     if name == "local":
@@ -167,6 +168,38 @@ def make_engine(name: str, **options: Any) -> Engine:
     if importlib.util.find_spec(module) is None:
         raise UsageError(f"--engine {name} needs {module}: pip install '{extra}'")
     # by name: the two modules import their optional dependency at the top
+    if name == "slurm" and "time" in opts:
+        opts["time_min"] = slurm_minutes(opts.pop("time"))
     module_obj = importlib.import_module(f"evalsuite.bench.engines_{name}")
     engine: Engine = getattr(module_obj, "RayEngine" if name == "ray" else "SlurmEngine")(**opts)
     return engine
+
+
+def slurm_minutes(text: str | int) -> int:
+    """A Slurm time limit in whole minutes: ``720``, ``12:00:00``, ``1-00:00`` or ``90:00`` (MM:SS).
+
+    Seconds round up, so a limit is never shortened. UsageError on anything else."""
+    if isinstance(text, int):
+        value = text
+    else:
+        t = str(text).strip()
+        days = 0
+        if "-" in t:
+            d, _, t = t.partition("-")
+            if not d.isdigit():
+                raise UsageError(f"--slurm-time {text!r}: expected minutes or [D-]HH:MM[:SS]")
+            days = int(d)
+        parts = t.split(":")
+        if not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 3:
+            raise UsageError(f"--slurm-time {text!r}: expected minutes or [D-]HH:MM[:SS]")
+        nums = [int(p) for p in parts]
+        if len(parts) == 1:
+            value = nums[0] + days * 1440
+        elif len(parts) == 2:
+            # Slurm reads MM:SS without a day part and HH:MM with one
+            value = days * 1440 + (nums[0] * 60 + nums[1] if days else nums[0] + (nums[1] > 0))
+        else:
+            value = days * 1440 + nums[0] * 60 + nums[1] + (nums[2] > 0)
+    if value < 1:
+        raise UsageError(f"--slurm-time {text!r}: the limit must be at least one minute")
+    return value
