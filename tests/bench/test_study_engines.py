@@ -16,6 +16,7 @@ from evalsuite.core.errors import UsageError
 
 from .test_study_run import _suite
 
+
 @pytest.fixture(autouse=True)
 def _cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVALSUITE_CACHE", str(tmp_path / "cache"))
@@ -38,11 +39,8 @@ def test_local_ray_and_slurm_engines_store_the_same_metrics(
     }
     for engine, flags in extra.items():
         db = tmp_path / f"{engine}.db"
-        code = main(
-            ["-q", "bench", "run", str(suite), "--store", str(db), "--runs-dir", str(tmp_path / engine)]
-            + ["--engine", engine]
-            + flags
-        )
+        argv = ["bench", "run", str(suite), "--store", str(db), "--runs-dir", str(tmp_path / engine)]
+        code = main(["-q", *argv, "--engine", engine, *flags])
         out = capsys.readouterr()
         assert code == 0, (engine, out.err)
         assert "4 of 4 jobs done (0 finished before, 4 ran now), 0 failed" in out.out, engine
