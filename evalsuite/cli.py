@@ -893,7 +893,8 @@ def _bench_study_view(args: argparse.Namespace) -> int:
     if args.bench_command == "plan":
         names = {j.job_id: j.name for j in plan.jobs}
         width = max(len(j.name) for j in plan.jobs)
-        print(f"study {plan.suite}: {len(plan.jobs)} jobs (code revision {plan.revision or 'unknown'})")
+        rev = plan.revision or "unknown"
+        print(f"study {plan.suite}: {len(plan.jobs)} jobs (git revision {rev}; job ids hash the code itself)")
         for note in plan.notes:
             print(f"note: {note}")
         print("axes:")

@@ -34,7 +34,10 @@ The product of the axes, minus the excludes, plus the includes, plus one dense t
 scheme and density) is the plan. Each job's id is the sha256 of everything that determines its numbers
 (``JobSpec.identity``): the resolved recipe, arch, scheme, density, seeds, subset sizes, the content
 identity of its data (files hashed; registered datasets by name), the battery config, the evalsuite
-version and git revision. Device, progress and sharding are not part of it: a job's numbers do not depend
+version and a hash of evalsuite's own source files. The git revision is recorded with the plan but not
+hashed: a commit that touches only docs, tests or suites must not restart a study of a thousand GPU jobs,
+while any change to the code that computes the numbers (committed or not) does give new ids.
+Device, progress and sharding are not part of it: a job's numbers do not depend
 on them (sharded batteries merge exactly). The number of DDP processes is: it changes the per-rank batch.
 """
 
@@ -360,7 +363,7 @@ def build_job(
     battery_identity: Mapping[str, Any],
     gpus: int,
     shards: int,
-    revision: str | None,
+    code: str | None,
     train_extra: Mapping[str, Any] | None = None,
 ) -> JobSpec:
     """The JobSpec of one grid point (its id hashes everything that determines its numbers)."""
@@ -411,7 +414,7 @@ def build_job(
         },
         "battery": dict(battery_identity),
         "evalsuite": __version__,
-        "git_revision": revision,
+        "code": code,
     }
     axes = {k: point[k] for k in ("dataset", "arch") if k in point}
     axes.update({k: point[k] for k in space.values if space.kind[k] == "arch_kwargs"})
@@ -461,12 +464,18 @@ def expand(
     where: str = "[grid]",
     train_extra: Mapping[str, Any] | None = None,
     revision: str | bool | None = True,
+    code: str | bool | None = True,
 ) -> Plan:
     """Expand a ``[grid]`` table into a Plan. ``train_extra`` (command-line overrides such as epochs)
-    applies to every job and enters its id; ``revision=True`` reads the git revision now."""
+    applies to every job and enters its id; ``revision=True`` reads the git revision now (recorded, not
+    hashed) and ``code=True`` hashes evalsuite's sources now (hashed into every id)."""
     gpus = _positive_int(where, "gpus", grid.get("gpus", 1))
     shards = _positive_int(where, "shards", grid.get("shards", 1))
     rev = git_revision() if revision is True else (revision or None)
+    if code is True:
+        from evalsuite.battery.cache import code_fingerprint
+
+        code = code_fingerprint()
     points, space = grid_points(grid, where)
     jobs = [
         build_job(
@@ -477,7 +486,7 @@ def expand(
             battery_identity=battery_identity,
             gpus=gpus,
             shards=shards,
-            revision=rev,
+            code=code or None,
             train_extra=train_extra,
         )
         for p in points
@@ -493,7 +502,7 @@ def expand(
     notes = []
     if rev and rev.endswith("-dirty"):
         notes.append(
-            f"evalsuite's source tree has uncommitted changes ({rev}): job ids change with every commit"
+            f"evalsuite's source tree has uncommitted changes ({rev}); job ids follow the code's contents"
         )
     return Plan(suite=suite, jobs=link_twins(jobs), axes=space.axes, revision=rev, notes=tuple(notes))
 

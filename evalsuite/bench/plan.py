@@ -26,7 +26,12 @@ TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "svhn": 73_257}
 TEST_SIZES = {"cifar10": 10_000, "cifar100": 10_000, "svhn": 26_032}
 
 
-def plan_suite(suite: Suite, ov: Overrides | None = None, revision: str | bool | None = True) -> Plan:
+def plan_suite(
+    suite: Suite,
+    ov: Overrides | None = None,
+    revision: str | bool | None = True,
+    code: str | bool | None = True,
+) -> Plan:
     """The suite's ``[grid]`` expanded into jobs, with the command line's overrides applied to each."""
     if suite.grid is None:
         raise UsageError(f"suite {suite.name} has no [grid]: it lists models (use bench run)")
@@ -68,6 +73,7 @@ def plan_suite(suite: Suite, ov: Overrides | None = None, revision: str | bool |
         where=f"{suite.path} [grid]",
         train_extra=extra,
         revision=revision,
+        code=code,
     )
 
 

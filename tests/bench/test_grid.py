@@ -27,7 +27,8 @@ def _suite(tmp_path: Path, grid: str, extra: str = BATTERY, name: str = "g") -> 
 
 
 def _plan(tmp_path: Path, grid: str, ov: Overrides | None = None, **kw: object):
-    return plan_suite(load_suite(str(_suite(tmp_path, grid, **kw))), ov, revision="rev0")  # type: ignore[arg-type]
+    suite = load_suite(str(_suite(tmp_path, grid, **kw)))  # type: ignore[arg-type]
+    return plan_suite(suite, ov, revision="rev0", code="code0")
 
 
 def test_study_digits_expands_to_60_jobs_with_linked_dense_twins():
@@ -83,8 +84,12 @@ def test_job_ids_are_stable_and_cover_what_changes_the_numbers(tmp_path):
         other = {j.name: j.job_id for j in plan.jobs}
         assert other.keys() == ids.keys(), what
         assert not set(other.values()) & set(ids.values()), what
-    rev = plan_suite(load_suite(str(tmp_path / "g.toml")), None, revision="rev1")
-    assert not {j.job_id for j in rev.jobs} & set(ids.values())
+    # another revision of the same code (a docs-only commit) keeps the ids; other code changes them all
+    same_code = plan_suite(load_suite(str(tmp_path / "g.toml")), None, revision="rev1", code="code0")
+    assert {j.name: j.job_id for j in same_code.jobs} == ids
+    other_code = plan_suite(load_suite(str(tmp_path / "g.toml")), None, revision="rev0", code="code1")
+    assert not {j.job_id for j in other_code.jobs} & set(ids.values())
+    assert a.jobs[0].identity["code"] == "code0" and "git_revision" not in a.jobs[0].identity
 
 
 def test_npz_data_enters_the_id_by_content_not_path(tmp_path):
