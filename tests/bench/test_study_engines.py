@@ -55,6 +55,18 @@ def test_local_ray_and_slurm_engines_store_the_same_metrics(
             for name, v in metrics.items():
                 w = other[name]
                 assert (math.isnan(v) and math.isnan(w)) or v == w, (engine, job, name, v, w)
+    # the paper table from the store equals the one from the job folders (the same results, two readers)
+    for source, args in (
+        ("store", ["--store", str(tmp_path / "local.db"), "--suite", "tiny-study"]),
+        ("folder", [str(tmp_path / "local")]),
+    ):
+        out_dir = str(tmp_path / f"table-{source}")
+        flags = ["--rows", "scheme,density", "--cols", "seed", "--metrics", "accuracy,nll", "--out", out_dir]
+        code = main(["-q", "table", *args, *flags, "--no-figures"])
+        assert code == 0, capsys.readouterr().err
+    csv_store = (tmp_path / "table-store" / "table.csv").read_text()
+    assert csv_store == (tmp_path / "table-folder" / "table.csv").read_text()
+    assert csv_store.count("\n") > 4
     # a rerun on another engine finds every job finished in its runs dir and submits nothing
     rerun = ["--runs-dir", str(tmp_path / "slurm"), "--engine", "ray", "--workers", "2"]
     code = main(["-q", "bench", "run", str(suite), "--store", str(tmp_path / "slurm.db"), *rerun])
