@@ -1129,16 +1129,25 @@ def cmd_table(args: argparse.Namespace) -> int:
         frame = study.load_folder(args.folder)
     else:
         from evalsuite.bench.store import ResultStore
+        from evalsuite.bench.study import newest_per_point
 
         with ResultStore(args.store, create=False) as store:
             jobs = store.jobs(args.suite)
-        done = [(j.axes, j.result_json, j.job_id) for j in jobs if j.state == "done" and j.result_json]
-        if not done:
+        newest, older = newest_per_point(jobs)
+        if not newest:
             raise CLIUsageError(
                 f"no results found for suite {args.suite!r} in {args.store} ({len(jobs)} job(s), none done)"
             )
-        if len(done) < len(jobs):
-            print(f"evalsuite table: {len(jobs) - len(done)} job(s) not done are left out", file=sys.stderr)
+        not_done = sum(1 for j in jobs if not (j.state == "done" and j.result_json))
+        if not_done:
+            print(f"evalsuite table: {not_done} job(s) not done are left out", file=sys.stderr)
+        if older:
+            print(
+                f"evalsuite table: {older} older result(s) of grid points the store holds twice (a rerun "
+                "with other code or flags) are left out; each point's newest result is used",
+                file=sys.stderr,
+            )
+        done = [(j.axes, j.result_json or "", j.job_id) for j in newest]
         frame = study.load_pairs(done, where=f"{args.store}:{args.suite}")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     table = study.study_table(

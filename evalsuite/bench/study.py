@@ -25,14 +25,14 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalsuite.bench.engines import Engine, LocalEngine, Resources, visible_gpus
-from evalsuite.bench.grid import JobSpec, Plan
+from evalsuite.bench.grid import JobSpec, Plan, canonical_json
 from evalsuite.bench.jobs import (
     RESULT,
     WORKER_LOG,
@@ -601,6 +601,29 @@ def check_study(plan: Plan, store: ResultStore) -> tuple[bool, str]:
         else:
             done += 1
     head = f"study {plan.suite}: {done} of {len(plan.jobs)} jobs done in {store.path}"
+    planned = {j.job_id for j in plan.jobs}
+    others = sum(1 for k in records if k not in planned)
+    # the usual cause of "missing" jobs: results made by other code or with other flags than this check's
+    note = (
+        f"  ({others} job(s) of {plan.suite} in the store belong to another plan: other overrides such as "
+        "--epochs/--limit, or another version of evalsuite's code; pass the run's flags)\n"
+        if others and bad
+        else ""
+    )
     if bad:
-        return False, head + f"; {len(bad)} not done:\n" + "\n".join(bad) + "\n"
+        return False, head + f"; {len(bad)} not done:\n" + "\n".join(bad) + "\n" + note
     return True, head + "\n"
+
+
+def newest_per_point(records: Sequence[JobRecord]) -> tuple[list[JobRecord], int]:
+    """The finished jobs of a store, one per grid point: where the store holds a point more than once (the
+    study was rerun with other code or flags, so under new job ids) the most recently finished is kept.
+    Returns the jobs and how many older duplicates were left out."""
+    best: dict[str, JobRecord] = {}
+    done = [r for r in records if r.state == "done" and r.result_json]
+    for r in done:
+        key = canonical_json(r.axes)
+        old = best.get(key)
+        if old is None or (r.finished or "", r.job_id) > (old.finished or "", old.job_id):
+            best[key] = r
+    return list(best.values()), len(done) - len(best)

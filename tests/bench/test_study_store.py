@@ -160,3 +160,23 @@ def test_put_job_refuses_bad_states(tmp_path: Path) -> None:
         with pytest.raises(UsageError, match="needs a reason"):
             s.put_job("study", _spec(), "failed", "x", INFO, None, {"accuracy": MetricRow(0.5)})
         assert s.jobs("study") == []
+
+
+def test_table_takes_the_newest_result_of_a_point_the_store_holds_twice() -> None:
+    from evalsuite.bench.store import JobRecord
+    from evalsuite.bench.study import newest_per_point
+
+    def rec(job: str, seed: int, finished: str, state: str = "done") -> JobRecord:
+        axes = {"scheme": "erk", "density": 0.1, "seed": seed}
+        return JobRecord(job, f"j{seed}", axes, state, None, "h", "cpu", None, finished, 1.0, "{}")
+
+    records = [
+        rec("old0", 0, "2026-01-01T00:00:00Z"),
+        rec("new0", 0, "2026-02-01T00:00:00Z"),
+        rec("only1", 1, "2026-01-05T00:00:00Z"),
+        rec("failed2", 2, "2026-03-01T00:00:00Z", state="failed"),
+    ]
+    kept, older = newest_per_point(records)
+    assert sorted(r.job_id for r in kept) == ["new0", "only1"] and older == 1
+    kept, older = newest_per_point(list(reversed(records)))
+    assert sorted(r.job_id for r in kept) == ["new0", "only1"] and older == 1
