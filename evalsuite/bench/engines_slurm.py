@@ -286,6 +286,10 @@ class SlurmEngine(Engine):
                 out.append((key, job))
         return out
 
+    def reattach_running(self) -> list[tuple[str, Any]]:
+        """``reattach`` of this engine's own folder: what an earlier driver submitted that still runs."""
+        return self.reattach(self.folder)
+
     def track(self, jobs: list[tuple[str, Any]]) -> list[cf.Future[Payload]]:
         """Futures for already-submitted jobs (from ``reattach``), completed like those of ``submit_many``."""
         futures: list[cf.Future[Payload]] = [cf.Future() for _ in jobs]

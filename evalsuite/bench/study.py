@@ -225,7 +225,21 @@ class _Driver:
                 self.pending[fut] = t
 
     def start(self, jobs: list[JobSpec]) -> None:
-        self.submit([(job, "train" if job.shards > 1 else "all", None) for job in jobs])
+        tasks = [(job, "train" if job.shards > 1 else "all", None) for job in jobs]
+        # a restarted driver on Slurm: array tasks an earlier driver submitted may still run (a driver's
+        # death does not cancel them); follow those instead of submitting the same jobs twice
+        reattach = getattr(self.engine, "reattach_running", None)
+        running = dict(reattach()) if reattach is not None else {}
+        followed = [t for t in tasks if t[0].job_id in running]
+        if followed:
+            track = self.engine.track  # type: ignore[attr-defined]
+            futures = track([(t[0].job_id, running[t[0].job_id]) for t in followed])
+            for fut, t in zip(futures, followed, strict=True):
+                self.pending[fut] = t
+            log.info(
+                "%d job(s) an earlier driver submitted still run: followed, not resubmitted", len(followed)
+            )
+        self.submit([t for t in tasks if t[0].job_id not in running])
 
     # -- landing --------------------------------------------------------------------------------------
 

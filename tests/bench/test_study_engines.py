@@ -85,3 +85,42 @@ def test_slurm_time_limits_read_as_slurm_reads_them(text: str, minutes: int) -> 
 def test_bad_slurm_time_limits_are_refused(text: str) -> None:
     with pytest.raises(UsageError, match="--slurm-time"):
         slurm_minutes(text)
+
+
+def test_a_restarted_slurm_driver_follows_running_array_tasks_instead_of_resubmitting(tmp_path: Path) -> None:
+    """kill -9 of the driver alone (the array tasks keep running, as on a cluster when the login shell
+    dies), then the same command again: every job ends done and none was submitted twice."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from evalsuite.bench.engines_slurm import SUBMITTED
+
+    from .test_study_run import REPO
+
+    suite = _suite(tmp_path / "tiny.toml", epochs=3, limit_train=600)
+    db, runs = tmp_path / "s.db", tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "evalsuite.cli", "-q", "bench", "run", str(suite), "--store", str(db)]
+    cmd += ["--runs-dir", str(runs), "--engine", "slurm", "--slurm-cluster", "local"]
+    submitted = runs / "_submitit" / SUBMITTED
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if submitted.exists() and len(submitted.read_text().splitlines()) >= 4:
+                break
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only: its array tasks go on
+        proc.wait()
+    assert len(submitted.read_text().splitlines()) == 4
+    code = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert code.returncode == 0, code.stderr
+    keys = [json.loads(line)["key"] for line in submitted.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 4, keys
+    with ResultStore(db, create=False) as s:
+        assert sorted(r.state for r in s.jobs("tiny-study")) == ["done"] * 4
