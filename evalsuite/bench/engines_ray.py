@@ -36,9 +36,7 @@ def _import_ray() -> Any:
 def source_root() -> Path | None:
     """The folder holding the ``evalsuite`` package when it runs from a source checkout (an editable
     install included), None when it is installed in site-packages."""
-    import evalsuite
-
-    root = Path(evalsuite.__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # .../evalsuite/bench/engines_ray.py -> ...
     installed = {Path(p).resolve() for key in ("purelib", "platlib") if (p := sysconfig.get_path(key))}
     return None if root in installed else root
 

@@ -382,7 +382,7 @@ CASES = [
     Case(
         "attacks-empty-with-robust",
         ["eval", REPO_DENSE, "--checks", "robust", "--attacks", ""],
-        "the robust check needs attacks (one or more of fgsm, pgd_l2, pgd_linf)",
+        "the robust check needs attacks (one or more of autoattack, autoattack_l2, fgsm, pgd_l2, pgd_linf)",
         code=2,
     ),
     Case(
