@@ -46,10 +46,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from evalsuite.core.errors import UsageError
@@ -501,24 +499,3 @@ def expand(
         raise UsageError(f"{where}: two jobs share the name {dup[0]!r}; give them different axes")
     notes: list[str] = []
     return Plan(suite=suite, jobs=link_twins(jobs), axes=space.axes, revision=rev, notes=tuple(notes))
-
-
-def count_epochs(plan: Plan) -> int:
-    """Total training epochs of the plan (each job's resolved recipe)."""
-    return sum(int(j.identity["train"]["recipe"]["epochs"]) for j in plan.jobs)
-
-
-def relative_to(base: Path, spec: str) -> str:
-    """``npz:``/``folder:`` paths in a suite are relative to the suite file (same rule as [[models]])."""
-    from evalsuite.data.base import split_named_spec
-
-    name, rest = split_named_spec(spec)
-    kind, colon, arg = rest.partition(":")
-    if colon and kind in ("npz", "folder") and not Path(arg).is_absolute():
-        rest = f"{kind}:{(base / arg).resolve()}"
-    return f"{name}={rest}" if name else rest
-
-
-def is_finite_number(x: Any) -> bool:
-    """True for an int or float that is finite (bools excluded)."""
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(float(x))

@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from evalsuite.bench.grid import Plan, expand, relative_to
-from evalsuite.bench.runner import Overrides, _eval_data, battery_config
+from evalsuite.bench.grid import Plan, expand
+from evalsuite.bench.runner import Overrides, _eval_data, _rel, battery_config
 from evalsuite.bench.suite import Suite
 from evalsuite.core.errors import UsageError
 
@@ -39,11 +39,11 @@ def plan_suite(
     base = suite.path.parent
     grid = dict(suite.grid)
     if isinstance(grid.get("dataset"), str):
-        grid["dataset"] = relative_to(base, grid["dataset"])
+        grid["dataset"] = _rel(grid["dataset"], base)
     elif isinstance(grid.get("dataset"), list):
-        grid["dataset"] = [relative_to(base, d) if isinstance(d, str) else d for d in grid["dataset"]]
+        grid["dataset"] = [_rel(d, base) if isinstance(d, str) else d for d in grid["dataset"]]
     if "train" in grid and isinstance(grid["train"], dict) and "test_data" in grid["train"]:
-        grid["train"] = {**grid["train"], "test_data": relative_to(base, str(grid["train"]["test_data"]))}
+        grid["train"] = {**grid["train"], "test_data": _rel(str(grid["train"]["test_data"]), base)}
     cfg = battery_config(suite, ov)
     data, ood = _eval_data(suite, ov)
     eval_data: dict[str, Any] = {
@@ -188,13 +188,18 @@ def estimate(plan: Plan, measure: bool = False, device: str = "auto") -> CostEst
             hours += net.train_s_per_image * n_train * epochs / 3600.0
     return CostEstimate(
         jobs=len(plan.jobs),
-        epochs=sum(int(j.identity["train"]["recipe"]["epochs"]) for j in plan.jobs),
+        epochs=count_epochs(plan),
         train_flops=train_flops,
         eval_flops=eval_flops,
         nets=tuple(nets.values()),
         train_hours=hours if measure else None,
         device=str(dev) if measure else None,
     )
+
+
+def count_epochs(plan: Plan) -> int:
+    """Total training epochs of the plan (each job's resolved recipe)."""
+    return sum(int(j.identity["train"]["recipe"]["epochs"]) for j in plan.jobs)
 
 
 def _attack_passes(battery: dict[str, Any]) -> int:

@@ -243,6 +243,21 @@ def _json_or_none(obj: Any, what: str) -> str | None:
         raise UsageError(f"run meta {what!r} is not JSON-serializable ({e})") from None
 
 
+def _metric_rows(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, MetricRow]]:
+    """``(owner, metric, value, ci_low, ci_high, n, higher_is_better)`` rows as {owner: {metric: row}}; a
+    NULL value (stored for a non-finite one) reads back as NaN."""
+    out: dict[str, dict[str, MetricRow]] = {}
+    for owner, metric, value, lo, hi, n, hib in rows:
+        out.setdefault(owner, {})[metric] = MetricRow(
+            value=math.nan if value is None else float(value),
+            ci_low=lo,
+            ci_high=hi,
+            n=n,
+            higher_is_better=bool(hib),
+        )
+    return out
+
+
 def _json_dict(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
@@ -707,16 +722,7 @@ class ResultStore:
             " ORDER BY rowid",
             (int(run_id),),
         )
-        out: dict[str, dict[str, MetricRow]] = {}
-        for model, metric, value, lo, hi, n, hib in rows:
-            out.setdefault(model, {})[metric] = MetricRow(
-                value=math.nan if value is None else float(value),
-                ci_low=lo,
-                ci_high=hi,
-                n=n,
-                higher_is_better=bool(hib),
-            )
-        return out
+        return _metric_rows(rows)
 
     def failures(self, run_id: int) -> dict[str, str]:
         """{model: reason} for every model that failed in run ``run_id`` (empty for a complete run)."""
@@ -789,16 +795,7 @@ class ResultStore:
             " WHERE suite=? ORDER BY job_id, rowid",
             (suite,),
         )
-        out: dict[str, dict[str, MetricRow]] = {}
-        for job_id, metric, value, lo, hi, n, hib in rows:
-            out.setdefault(job_id, {})[metric] = MetricRow(
-                value=math.nan if value is None else float(value),
-                ci_low=lo,
-                ci_high=hi,
-                n=n,
-                higher_is_better=bool(hib),
-            )
-        return out
+        return _metric_rows(rows)
 
     def study_suites(self) -> list[str]:
         """Names of every study with a recorded job, sorted."""

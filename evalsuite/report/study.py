@@ -35,6 +35,7 @@ from evalsuite.core.results import SCHEMA, EvalResult
 from evalsuite.metrics import catalogue as K
 from evalsuite.metrics import inference as I
 from evalsuite.report.compare import _bounds, seed_delta, seed_pairing
+from evalsuite.report.to_tex import TEX_ESCAPES
 
 log = logging.getLogger(__name__)
 
@@ -686,31 +687,18 @@ def to_markdown(t: StudyTable) -> str:
     return "\n".join(lines) + "\n\n" + f"*{esc(caption(t))}*\n"
 
 
+# the report's escapes (one table of them), plus what study tables print and reports do not
 _TEX = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    # OT1 text fonts print < > | as other glyphs
-    "<": r"$<$",
-    ">": r"$>$",
-    "|": r"$|$",
+    **TEX_ESCAPES,
+    "|": r"\ensuremath{|}",
+    "↑": r"\ensuremath{\uparrow}",
+    "†": r"\ensuremath{^\dagger}",
 }
-_TEX_SYMBOLS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "±": r"$\pm$", "Δ": r"$\Delta$", "†": r"$^\dagger$"}
 
 
 def tex_escape(s: str) -> str:
     """Plain text as LaTeX text (specials escaped; arrows, ±, Δ, † as math symbols)."""
-    out = "".join(_TEX.get(ch, ch) for ch in s)
-    for k, v in _TEX_SYMBOLS.items():
-        out = out.replace(k, v)
-    return out
+    return "".join(_TEX.get(ch, ch) for ch in s)
 
 
 def to_latex(t: StudyTable, label: str = "tab:study") -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from evalsuite.report.model import Verdict
 from evalsuite.report.table import Cell, Column, ReportView, Table, one_line
 
-_TEX_ESCAPES = {
+TEX_ESCAPES = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
     "%": r"\%",
@@ -44,7 +44,7 @@ _TEX_FIT_OPEN = r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}
 
 def tex_escape(s: object) -> str:
     """Escape text for LaTeX text mode (one character at a time, so escapes are never re-escaped)."""
-    return "".join(_TEX_ESCAPES.get(c, c) for c in one_line(s)).strip()
+    return "".join(TEX_ESCAPES.get(c, c) for c in one_line(s)).strip()
 
 
 def cell(c: Cell) -> str:
