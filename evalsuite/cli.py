@@ -262,6 +262,19 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         ),
         "ood_scores",
     )
+    b.add_argument(
+        "--feature-layer",
+        metavar="NAME",
+        help="module whose input is the mahalanobis/knn/react/vim feature (default: the last linear layer)",
+    )
+    b.add_argument(
+        "--fit-data",
+        metavar="SPEC",
+        help="fit feature detectors on this spec's training split (default: the ID dataset's training split)",
+    )
+    b.add_argument(
+        "--fit-limit", type=int, default=10000, help="seeded stratified N fit examples (default 10000)"
+    )
     b.add_argument("--bins", type=int, default=15, help="ECE bins (1 to 1000)")
     b.add_argument("--seed", type=int, default=0, help="subset and attack random-start seed")
     h = p.add_argument_group("run")
@@ -292,6 +305,9 @@ def _battery_config(args: argparse.Namespace) -> Any:
         calibrate=args.calibrate,
         calib_data=args.calib_data,
         calib_fraction=args.calib_fraction,
+        feature_layer=args.feature_layer,
+        fit_data=args.fit_data,
+        fit_limit=args.fit_limit,
     )
 
 

@@ -11,6 +11,7 @@ Array keys (the ``.npz`` written beside each result):
   ``id/nll`` float64 and ``id/brier`` float64 per example (derived from the logits)
 - ``id/score/<score>`` float64 [N]: OOD score of each ID example (higher = more OOD)
 - ``ood/<set>/index`` int64 [M], ``ood/<set>/logits`` float32 [M, K], ``ood/<set>/score/<score>`` [M]
+  (feature scores such as ``mahalanobis`` too; the penultimate features themselves are not kept)
 - ``robust/<attack>/<eps>/correct`` bool [N]: clean-correct and never fooled at that eps
 - with temperature scaling: ``calib/index``, ``calib/labels``, ``calib/logits`` of the held-out split (not
   per test example), ``calib/temperature`` float64 [1], and ``id/ts/confidence``, ``id/ts/nll``,
@@ -29,7 +30,7 @@ from evalsuite import metrics as M
 from evalsuite.core.results import eps_name
 from evalsuite.metrics import catalogue as K
 from evalsuite.metrics import temperature as T
-from evalsuite.ood import OOD_SCORES
+from evalsuite.ood import OOD_SCORES, is_feature_score
 
 Arrays = dict[str, np.ndarray]
 
@@ -69,9 +70,13 @@ def derive_temperature(arrays: Arrays) -> Arrays:
 
 
 def derive_scores(arrays: Arrays, scores: tuple[str, ...], ood_sets: list[str]) -> Arrays:
-    """A copy of ``arrays`` plus float64 ``id/score/<s>`` and ``ood/<set>/score/<s>`` per score."""
+    """A copy of ``arrays`` plus float64 ``id/score/<s>`` and ``ood/<set>/score/<s>`` per logit score.
+
+    Feature scores (``is_feature_score``) are left out: the battery's feature stage computes them."""
     out = dict(arrays)
     for s in scores:
+        if is_feature_score(s):
+            continue
         fn = OOD_SCORES.get(s)
         out[f"id/score/{s}"] = np.asarray(fn(arrays["id/logits"]), dtype=np.float64)
         for name in ood_sets:
