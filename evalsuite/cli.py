@@ -36,6 +36,7 @@ EPILOG_EVAL = """examples:
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --limit 1000
   evalsuite eval model.pt --data npz:test.npz --ood imagenet=npz:imagenet_sample/test.npz
   evalsuite eval model.pt --shard 0/4 --out s0.json   # then: evalsuite merge s*.json --out all.json
+  evalsuite eval model.pt --ood near:cifar100,far:svhn --ood-scores msp,energy,mahalanobis,knn,react,vim,odin
 """
 
 
@@ -511,6 +512,22 @@ def build_parser() -> argparse.ArgumentParser:
     p_merge.add_argument("shards", nargs="+", help="shard result JSONs (with their .npz beside them)")
     p_merge.add_argument("--out", required=True, help="merged result JSON")
 
+    p_data = sub.add_parser("data", parents=[common], help="dataset tools: export a spec to an offline .npz")
+    dsub = p_data.add_subparsers(dest="data_command", metavar="ACTION", required=True, parser_class=Parser)
+    d_export = dsub.add_parser(
+        "export",
+        parents=[common],
+        help="write a dataset spec's split to an .npz that npz:FILE reads (no network needed later)",
+        epilog="example:\n  evalsuite data export svhn --split test --out svhn_test.npz --download\n"
+        "  evalsuite eval model.pt --ood near:cifar100=npz:c100_test.npz,far:svhn=npz:svhn_test.npz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d_export.add_argument("spec", help="dataset spec (cifar100, svhn, folder:PATH, ...)")
+    d_export.add_argument("--split", choices=("train", "test"), default="test")
+    d_export.add_argument("--out", required=True, help="the .npz to write")
+    d_export.add_argument("--data-root", help="where torchvision datasets live")
+    d_export.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
+
     p_table = _subcommand(
         sub,
         common,
@@ -747,6 +764,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     info = store.get_run(args.run, suite.name)
     store.tag(info.id, args.name)
     print(f"tagged run {info.id} of {suite.name} as {args.name}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``evalsuite data export``: write the spec's split to an .npz; return 0."""
+    from evalsuite.data.export import export_npz
+
+    out = export_npz(args.spec, args.split, args.out, root=args.data_root, download=args.download)
+    print(f"wrote {out}")
     return 0
 
 
@@ -998,6 +1024,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "bench": cmd_bench,
     "table": cmd_table,
+    "data": cmd_data,
 }
 
 

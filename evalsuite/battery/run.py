@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from evalsuite.battery.options import (
 from evalsuite.battery.predict import default_batch_size, predict_logits
 from evalsuite.battery.summarize import (
     Arrays,
+    derive_groups,
     derive_id_arrays,
     derive_scores,
     derive_temperature,
@@ -67,7 +68,8 @@ from evalsuite.core.results import (  # noqa: F401  (EvalResult, load_arrays, sa
     save_result,
 )
 from evalsuite.data import ImageSet, is_registered_name, load_dataset, named_datasets
-from evalsuite.data.base import spec_fingerprint, split_named_spec, stratified_indices
+from evalsuite.data.base import spec_fingerprint, stratified_indices
+from evalsuite.data.ood_groups import ood_groups, parse_ood_groups
 from evalsuite.metrics import CONVENTIONS
 from evalsuite.metrics import catalogue as K
 from evalsuite.models.foreign import LoadedModel, load_any_model
@@ -90,6 +92,10 @@ ATTACK_CONVENTION = (
     "the clean-correct examples, seeded with the battery seed, no cascade"
 )
 
+OOD_GROUP_CONVENTION = (
+    "ood/group/<group>/<score>/<metric> = unweighted mean over the group's OOD sets of each set's metric "
+    "(OpenOOD's near/far averages); each set is scored against the same ID examples"
+)
 
 # ---------------------------------------------------------------- what passes between the stages
 
@@ -112,6 +118,8 @@ class Loaded:
     """Of ``--calib-data``, when temperature scaling fits on a separate set."""
     fit: FT.FitSource | None = None
     """The feature detectors' fit data, when a fitted feature score is selected."""
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """OOD group -> its sets' names (``--ood near:cifar100,far:svhn``); empty when ungrouped."""
 
     def cache_parts(self, cfg: BatteryConfig) -> dict[str, Any]:
         """Cache-key parts: model hash, config identity, data and OOD fingerprints, load options."""
@@ -125,6 +133,7 @@ class Loaded:
             config=cfg.identity(),
             data=data,
             ood=[[n, fp] for (n, _), fp in zip(self.ood, self.ood_fingerprints)],
+            **({"ood_groups": self.groups} if self.groups else {}),
             load=self.load_options,
         )
 
@@ -282,6 +291,8 @@ def evaluate_with_arrays(
         arrays = score_stage(_without_features(preds.arrays), cfg)
         if feats is not None:
             arrays = {**arrays, **feats.arrays}
+        if loaded.groups:
+            arrays = derive_groups(arrays, loaded.groups)
         robust = attack_stage(sel, arrays, cfg.attack_configs(), opts.progress)
         if robust is not None:
             arrays = {**arrays, **robust.arrays}
@@ -324,7 +335,7 @@ def load_stage(model: ModelSource, cfg: BatteryConfig, opts: EvalOptions) -> Loa
             f"model has {loaded.card.num_classes} classes but {data_spec} has {id_full.num_classes}"
         )
     seconds = time.perf_counter() - t0
-    ood = _ood_specs(data_spec, cfg, opts)
+    ood, groups = _ood_specs(data_spec, cfg, opts)
     id_fingerprint = spec_fingerprint(data_spec, opts.data_root)
     return Loaded(
         source=model,
@@ -338,6 +349,7 @@ def load_stage(model: ModelSource, cfg: BatteryConfig, opts: EvalOptions) -> Loa
         seconds=seconds,
         calib_fingerprint=spec_fingerprint(cfg.calib_data, opts.data_root) if cfg.calib_data else None,
         fit=FT.fit_source(cfg, data_spec, id_fingerprint, opts.data_root),
+        groups=groups,
     )
 
 
@@ -567,17 +579,19 @@ def assemble(
         sanity.update(audit.sanity())
         details["sparsity"] = audit.report
     n_ood = {s.name: len(s.images) for s in sel.ood}
+    group_of = {n: g for g, names in loaded.groups.items() for n in names}
     card = loaded.model.card
     model = loaded.source
     return EvalResult(
         metrics=metrics,
-        metric_info=metric_info(metrics, len(sel.id_set), n_ood),
+        metric_info=metric_info(metrics, len(sel.id_set), n_ood, loaded.groups),
         config=cfg.to_dict(),
         conventions={
             **CONVENTIONS,
             "attacks": ATTACK_CONVENTION,
             "density": "fraction of prunable weights kept",
             **({"ood_features": FT.FEATURE_CONVENTION} if features is not None else {}),
+            **({"ood_groups": OOD_GROUP_CONVENTION} if loaded.groups else {}),
         },
         data={
             "id": {
@@ -592,9 +606,17 @@ def assemble(
                 "subset_method": "stratified" if cfg.limit else None,
             },
             "ood": [
-                {"name": n, "spec": s, "n": n_ood[n], "limit": cfg.limit, "fingerprint": fp}
+                {
+                    "name": n,
+                    "spec": s,
+                    "n": n_ood[n],
+                    "limit": cfg.limit,
+                    "fingerprint": fp,
+                    **({"group": group_of[n]} if n in group_of else {}),
+                }
                 for (n, s), fp in zip(loaded.ood, loaded.ood_fingerprints)
             ],
+            **({"ood_groups": {g: list(v) for g, v in loaded.groups.items()}} if loaded.groups else {}),
             **({"calibration": sel.calib.record} if sel.calib is not None else {}),
             **({"fit": features.fit_record} if features is not None and features.fit_record else {}),
         },
@@ -637,31 +659,16 @@ def _timings(
     return timings
 
 
-def _ood_specs(data_spec: str, cfg: BatteryConfig, opts: EvalOptions) -> tuple[tuple[str, str], ...]:
-    """(name, spec) of the OOD sets: ``opts.ood``, else the data set's defaults; none without ``ood``."""
+def _ood_specs(
+    data_spec: str, cfg: BatteryConfig, opts: EvalOptions
+) -> tuple[tuple[tuple[str, str], ...], dict[str, tuple[str, ...]]]:
+    """(name, spec) of the OOD sets: ``opts.ood`` (``near:cifar100,far:svhn`` groups them), else the data
+    set's defaults; none without ``ood``. Also each group's set names (empty when ungrouped)."""
     if "ood" not in cfg.checks:
-        return ()
+        return (), {}
     specs = list(opts.ood) if opts.ood is not None else list(DEFAULT_OOD.get(data_spec, ()))
-    named = tuple(_ood_name(s) for s in specs)
-    names = [n for n, _ in named]
-    if len(set(names)) != len(names):
-        raise UsageError(f"OOD set names must differ, got {names}; name them like --ood imagenet=npz:PATH")
-    return named
-
-
-def _ood_name(spec: str) -> tuple[str, str]:
-    """'name=spec' -> (name, spec); a bare spec is named after itself, a path after its folder or stem."""
-    name, rest = split_named_spec(spec)
-    if name is not None:
-        return name, rest
-    kind, _, arg = spec.partition(":")
-    if not arg or kind in ("gaussian", "uniform", "photos"):
-        return kind, spec
-    p = Path(arg)
-    stem = p.stem if p.suffix else p.name
-    if stem in ("test", "train", "val") and p.parent.name:
-        stem = p.parent.name
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem), spec
+    items = parse_ood_groups(specs)
+    return tuple((i.name, i.spec) for i in items), ood_groups(items)
 
 
 def _calib_split(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> CalibSplit | None:

@@ -1,4 +1,5 @@
-"""Bad input for the feature OOD scores: one error line, non-zero exit, inputs untouched."""
+"""Bad input for the feature OOD scores, OOD groups and ``data export``: one error line, non-zero exit, inputs
+untouched."""
 
 from __future__ import annotations
 
@@ -56,7 +57,34 @@ def _no_grad_model(tmp: Path) -> list[Path]:
     return [path]
 
 
+GROUPED = ("eval", DENSE, "--no-cache", "-q", "--checks", "clean,ood")
+
 CASES = [
+    Case("group-without-set", [*GROUPED, "--ood", "near:,far:gaussian"], "names no OOD set", code=2),
+    Case(
+        "group-misspelt-kind", [*GROUPED, "--ood", "near:photos,gausian:500"], "did you mean gaussian", code=2
+    ),
+    Case("group-same-set-twice", [*GROUPED, "--ood", "near:photos,far:photos"], "must differ", code=2),
+    Case(
+        "export-not-npz",
+        ["data", "export", "digits", "--out", "{tmp}/d.txt"],
+        "must be a .npz file name",
+        code=2,
+    ),
+    Case("export-unknown-spec", ["data", "export", "digitz", "--out", "{tmp}/d.npz"], "digitz"),
+    Case(
+        "export-onto-its-input",
+        ["data", "export", "npz:{tmp}/test.npz", "--out", "{tmp}/test.npz"],
+        "test.npz",
+        setup=_digits_npz,
+        code=2,
+    ),
+    Case(
+        "export-bad-split",
+        ["data", "export", "digits", "--split", "val", "--out", "{tmp}/d.npz"],
+        "invalid choice",
+        code=2,
+    ),
     Case("score-misspelt", [*EVAL, "--ood-scores", "mahalanobys"], "did you mean mahalanobis", code=2),
     Case(
         "feature-layer-unknown",
