@@ -36,6 +36,7 @@ EPILOG_EVAL = """examples:
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --limit 1000
   evalsuite eval model.pt --data npz:test.npz --ood imagenet=npz:imagenet_sample/test.npz
   evalsuite eval model.pt --shard 0/4 --out s0.json   # then: evalsuite merge s*.json --out all.json
+  evalsuite eval model.pt --ood near:cifar100,far:svhn --ood-scores msp,energy,mahalanobis,knn,react,vim,odin
 """
 
 
@@ -271,6 +272,19 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         ),
         "ood_scores",
     )
+    b.add_argument(
+        "--feature-layer",
+        metavar="NAME",
+        help="module whose input is the mahalanobis/knn/react/vim feature (default: the last linear layer)",
+    )
+    b.add_argument(
+        "--fit-data",
+        metavar="SPEC",
+        help="fit feature detectors on this spec's training split (default: the ID dataset's training split)",
+    )
+    b.add_argument(
+        "--fit-limit", type=int, default=10000, help="seeded stratified N fit examples (default 10000)"
+    )
     b.add_argument("--bins", type=int, default=15, help="ECE bins (1 to 1000)")
     b.add_argument("--seed", type=int, default=0, help="subset and attack random-start seed")
     h = p.add_argument_group("run")
@@ -301,6 +315,9 @@ def _battery_config(args: argparse.Namespace) -> Any:
         calibrate=args.calibrate,
         calib_data=args.calib_data,
         calib_fraction=args.calib_fraction,
+        feature_layer=args.feature_layer,
+        fit_data=args.fit_data,
+        fit_limit=args.fit_limit,
     )
 
 
@@ -562,6 +579,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_merge.add_argument("shards", nargs="+", help="shard result JSONs (with their .npz beside them)")
     p_merge.add_argument("--out", required=True, help="merged result JSON")
+
+    p_data = sub.add_parser("data", parents=[common], help="dataset tools: export a spec to an offline .npz")
+    dsub = p_data.add_subparsers(dest="data_command", metavar="ACTION", required=True, parser_class=Parser)
+    d_export = dsub.add_parser(
+        "export",
+        parents=[common],
+        help="write a dataset spec's split to an .npz that npz:FILE reads (no network needed later)",
+        epilog="example:\n  evalsuite data export svhn --split test --out svhn_test.npz --download\n"
+        "  evalsuite eval model.pt --ood near:cifar100=npz:c100_test.npz,far:svhn=npz:svhn_test.npz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d_export.add_argument("spec", help="dataset spec (cifar100, svhn, folder:PATH, ...)")
+    d_export.add_argument("--split", choices=("train", "test"), default="test")
+    d_export.add_argument("--out", required=True, help="the .npz to write")
+    d_export.add_argument("--data-root", help="where torchvision datasets live")
+    d_export.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
 
     p_table = _subcommand(
         sub,
@@ -920,6 +953,15 @@ def _bench_study_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    """``evalsuite data export``: write the spec's split to an .npz; return 0."""
+    from evalsuite.data.export import export_npz
+
+    out = export_npz(args.spec, args.split, args.out, root=args.data_root, download=args.download)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     """Merge evaluation shards into one result file, print it and return 0."""
     from evalsuite.battery import merge_shards, save_result
@@ -1177,6 +1219,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "bench": cmd_bench,
     "table": cmd_table,
+    "data": cmd_data,
 }
 
 

@@ -9,7 +9,7 @@ from evalsuite.attacks import ATTACKS, AttackConfig, parse_eps
 from evalsuite.attacks.config import AA_VERSIONS
 from evalsuite.core.errors import UsageError
 from evalsuite.metrics.catalogue import GROUP_ORDER
-from evalsuite.ood import OOD_SCORES
+from evalsuite.ood import OOD_SCORES, is_feature_score
 
 # a check computes one metric group of the catalogue
 CHECKS: tuple[str, ...] = GROUP_ORDER
@@ -20,6 +20,8 @@ DEFAULT_EPS_L2 = (0.125, 0.25, 0.5)
 DEFAULT_OOD_SCORES = ("msp", "maxlogit", "energy")
 CALIBRATORS = ("temperature",)
 MAX_BINS = 1000  # more equal-width bins than this leaves nearly every bin empty on any real test set
+# training examples the feature detectors are fit on (a seeded stratified subset of the fit split)
+DEFAULT_FIT_LIMIT = 10000
 
 
 def parse_list(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -59,6 +61,9 @@ class BatteryConfig:
     calibrate: str | None = None
     calib_data: str | None = None
     calib_fraction: float | None = None
+    feature_layer: str | None = None
+    fit_data: str | None = None
+    fit_limit: int = DEFAULT_FIT_LIMIT
 
     def __post_init__(self) -> None:
         for key in ("checks", "attacks", "ood_scores"):
@@ -114,6 +119,13 @@ class BatteryConfig:
                 if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not (0 < frac < 1):
                     raise UsageError(f"--calib-fraction must be in (0, 1), got {frac!r}")
                 object.__setattr__(self, "calib_fraction", float(frac))
+        if isinstance(self.fit_limit, bool) or not isinstance(self.fit_limit, int) or self.fit_limit < 1:
+            raise UsageError(f"--fit-limit must be a positive integer, got {self.fit_limit!r}")
+        if (self.fit_data is not None or self.feature_layer is not None) and not self.fitted_scores():
+            raise UsageError(
+                "--fit-data and --feature-layer need a fitted feature score in --ood-scores "
+                "(mahalanobis, knn, react, vim) and the ood check"
+            )
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be positive, got {self.limit}")
         if self.shard is not None:
@@ -143,10 +155,24 @@ class BatteryConfig:
                 )
         return tuple(configs)
 
+    def feature_scores(self) -> tuple[str, ...]:
+        """The selected OOD scores computed from features or input gradients (none without ``ood``)."""
+        return tuple(s for s in self.ood_scores if is_feature_score(s)) if "ood" in self.checks else ()
+
+    def fitted_scores(self) -> tuple[str, ...]:
+        """The feature scores whose statistics are fit on training features (all but ``odin``)."""
+        return tuple(s for s in self.feature_scores() if s != "odin")
+
     def identity(self) -> dict[str, Any]:
-        """Everything that changes the numbers (for the cache key and for refusing unlike comparisons)."""
+        """Everything that changes the numbers (for the cache key and for refusing unlike comparisons).
+
+        The feature settings count only when a fitted feature score is selected, so they never split
+        the cache or a comparison of logit-only runs."""
         d = asdict(self)
         d["checks"] = sorted(self.checks)
+        if not self.fitted_scores():
+            for key in ("feature_layer", "fit_data", "fit_limit"):
+                d.pop(key)
         return d
 
     def to_dict(self) -> dict[str, Any]:

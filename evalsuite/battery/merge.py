@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from evalsuite.battery.summarize import Arrays, metric_info, ood_set_of, summarize
+from evalsuite.battery.summarize import (
+    GROUP_PREFIX,
+    Arrays,
+    derive_groups,
+    metric_info,
+    ood_set_of,
+    summarize,
+)
 from evalsuite.core.errors import DataError, UsageError
 from evalsuite.core.results import EvalResult, load_arrays
 from evalsuite.metrics import catalogue as K
@@ -99,11 +106,14 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
         for k in whole:
             if not np.array_equal(a[k], shard_arrays[0][k]):
                 raise UsageError(f"{p}: its calibration split ({k}) differs from {paths[0]}")
-    per_example = keys.difference(whole)
+    # group arrays are re-derived from the merged sets (their order follows each set's index)
+    per_example = {k for k in keys.difference(whole) if not k.startswith(GROUP_PREFIX)}
     merged: Arrays = {k: np.concatenate([a[k] for a in shard_arrays]) for k in per_example}
     orders = {k: np.argsort(merged[k], kind="stable") for k in per_example if k.endswith("index")}
     merged = {k: v[orders[_order_key(k)]] for k, v in merged.items()}
     merged.update({k: shard_arrays[0][k] for k in whole})
+    if first.data.get("ood_groups"):
+        merged = derive_groups(merged, first.data["ood_groups"])
 
     cfg = dict(base_cfg, shard=None)
     metrics, details = summarize(merged, tuple(cfg["checks"]), tuple(cfg["ood_scores"]), int(cfg["n_bins"]))
@@ -138,7 +148,7 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
             timings[k] = round(timings.get(k, 0.0) + v, 4)
     result = EvalResult(
         metrics=metrics,
-        metric_info=metric_info(metrics, data["id"]["n"], n_ood),
+        metric_info=metric_info(metrics, data["id"]["n"], n_ood, data.get("ood_groups")),
         config=cfg,
         conventions=first.conventions,
         data=data,

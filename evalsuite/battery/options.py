@@ -19,6 +19,7 @@ from evalsuite.core.errors import UsageError
 from evalsuite.core.io import check_output
 from evalsuite.data import ImageSet, is_registered_name, require_standard_stats, standard_stats
 from evalsuite.data.base import spec_path, split_named_spec
+from evalsuite.data.ood_groups import parse_ood_groups
 from evalsuite.models.foreign import NORM_CHOICES, NORM_GIVEN
 
 ModelSource = str | os.PathLike[str] | nn.Module
@@ -102,7 +103,7 @@ def check_out(opts: EvalOptions, model: ModelSource, data_spec: str | None) -> N
     """Refuse an ``--out`` that is (or whose .npz is) one of this evaluation's inputs, before any work."""
     if opts.out is None:
         return
-    specs = [data_spec or "", *(opts.ood or ())]
+    specs = [data_spec or "", *(i.spec for i in parse_ood_groups(opts.ood or ()))]
     inputs = [p for p in (spec_path(s) for s in specs) if p is not None]
     if not isinstance(model, nn.Module):
         inputs.append(Path(model))

@@ -5,7 +5,8 @@ sequence, with the result cache between loading and the work:
 
     load_stage    -> Loaded        model, ID test set, OOD specs, data fingerprints (the cache key's inputs)
     select_stage  -> Selection     model on its device, the seeded subset/shard of the ID and each OOD set
-    predict_stage -> Predictions   logits: one forward pass per dataset
+    predict_stage -> Predictions   logits (and penultimate features for feature scores): one pass per dataset
+    feature_stage -> FeatureOutcome feature OOD scores: detectors fit (or cached) on training features, ODIN
     score_stage   -> Arrays        per-example prediction, confidence, correctness, NLL, Brier, OOD scores
     attack_stage  -> RobustOutcome per-example robust masks, sanity flags (None without the robust check)
     measure_stage -> Measured      metrics, details and sanity from the arrays
@@ -13,7 +14,9 @@ sequence, with the result cache between loading and the work:
     assemble      -> EvalResult
 
 Cost: one forward pass per dataset (ID test set and each OOD set), shared by every clean, calibration and
-OOD metric; the clean-correct set for the attacks comes from that same pass.
+OOD metric; the clean-correct set for the attacks comes from that same pass. Feature scores add one pass
+over the fit subset of the training split (skipped when its statistics are cached) and, for ODIN, one
+forward-backward plus one forward per ID and OOD batch (an FGSM step).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from torch import nn
 
 from evalsuite.attacks import AttackConfig
 from evalsuite.battery import cache
+from evalsuite.battery import features as FT
 from evalsuite.battery.cache import cache_dir
 from evalsuite.battery.config import BatteryConfig
 from evalsuite.battery.options import (
@@ -44,6 +48,7 @@ from evalsuite.battery.options import (
 from evalsuite.battery.predict import default_batch_size, predict_logits
 from evalsuite.battery.summarize import (
     Arrays,
+    derive_groups,
     derive_id_arrays,
     derive_scores,
     derive_temperature,
@@ -63,7 +68,8 @@ from evalsuite.core.results import (  # noqa: F401  (EvalResult, load_arrays, sa
     save_result,
 )
 from evalsuite.data import ImageSet, is_registered_name, load_dataset, named_datasets
-from evalsuite.data.base import spec_fingerprint, split_named_spec, stratified_indices
+from evalsuite.data.base import spec_fingerprint, stratified_indices
+from evalsuite.data.ood_groups import ood_groups, parse_ood_groups
 from evalsuite.metrics import CONVENTIONS
 from evalsuite.metrics import catalogue as K
 from evalsuite.models.foreign import LoadedModel, load_any_model
@@ -86,6 +92,10 @@ ATTACK_CONVENTION = (
     "the clean-correct examples, seeded with the battery seed, no cascade"
 )
 
+OOD_GROUP_CONVENTION = (
+    "ood/group/<group>/<score>/<metric> = unweighted mean over the group's OOD sets of each set's metric "
+    "(OpenOOD's near/far averages); each set is scored against the same ID examples"
+)
 
 # ---------------------------------------------------------------- what passes between the stages
 
@@ -106,17 +116,24 @@ class Loaded:
     seconds: float
     calib_fingerprint: dict[str, object] | None = None
     """Of ``--calib-data``, when temperature scaling fits on a separate set."""
+    fit: FT.FitSource | None = None
+    """The feature detectors' fit data, when a fitted feature score is selected."""
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """OOD group -> its sets' names (``--ood near:cifar100,far:svhn``); empty when ungrouped."""
 
     def cache_parts(self, cfg: BatteryConfig) -> dict[str, Any]:
         """Cache-key parts: model hash, config identity, data and OOD fingerprints, load options."""
         data: dict[str, object] = self.id_fingerprint
         if self.calib_fingerprint is not None:
             data = {**data, "calib": self.calib_fingerprint}
+        if self.fit is not None:
+            data = {**data, "fit": {"spec": self.fit.spec, "fingerprint": self.fit.fingerprint}}
         return cache.key_parts(
             model_sha256=self.model.sha256,
             config=cfg.identity(),
             data=data,
             ood=[[n, fp] for (n, _), fp in zip(self.ood, self.ood_fingerprints)],
+            **({"ood_groups": self.groups} if self.groups else {}),
             load=self.load_options,
         )
 
@@ -146,6 +163,8 @@ class Selection:
     ood: tuple[OODSet, ...]
     normalization: dict[str, Any]
     calib: CalibSplit | None = None
+    features: FT.FeatureProbe | None = None
+    """The feature layer, when a fitted feature score is selected (the predict pass then records features)."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +186,16 @@ class Predictions:
     arrays: Arrays
     """``id/index``, ``id/labels``, ``id/logits`` and ``ood/<set>/index``, ``ood/<set>/logits``."""
     seconds: float
+
+
+@dataclass(frozen=True)
+class FeatureOutcome:
+    """Feature OOD scores of every ID and OOD example, the fit record and the seconds of fit and ODIN."""
+
+    arrays: Arrays
+    """``id/score/<s>`` and ``ood/<set>/score/<s>`` for each feature score."""
+    fit_record: dict[str, Any] | None
+    seconds: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -258,14 +287,19 @@ def evaluate_with_arrays(
     else:
         sel = select_stage(loaded, cfg, opts)
         preds = predict_stage(sel, opts.progress)
-        arrays = score_stage(preds.arrays, cfg)
+        feats = feature_stage(loaded, sel, preds, cfg, opts)
+        arrays = score_stage(_without_features(preds.arrays), cfg)
+        if feats is not None:
+            arrays = {**arrays, **feats.arrays}
+        if loaded.groups:
+            arrays = derive_groups(arrays, loaded.groups)
         robust = attack_stage(sel, arrays, cfg.attack_configs(), opts.progress)
         if robust is not None:
             arrays = {**arrays, **robust.arrays}
         measured = measure_stage(arrays, cfg, sel.normalization, robust)
         audit = audit_stage(loaded.model, sel) if "sparsity" in cfg.checks else None
-        seconds = _timings(loaded, preds, robust, audit, time.perf_counter() - t0)
-        result = assemble(loaded, sel, measured, audit, cfg, opts, key, seconds)
+        seconds = _timings(loaded, preds, robust, audit, time.perf_counter() - t0, feats)
+        result = assemble(loaded, sel, measured, audit, cfg, opts, key, seconds, feats)
         if cacheable:
             cache.store(cache_dir(opts.cache_dir), key, parts, result, arrays)
     if opts.out is not None:
@@ -301,7 +335,8 @@ def load_stage(model: ModelSource, cfg: BatteryConfig, opts: EvalOptions) -> Loa
             f"model has {loaded.card.num_classes} classes but {data_spec} has {id_full.num_classes}"
         )
     seconds = time.perf_counter() - t0
-    ood = _ood_specs(data_spec, cfg, opts)
+    ood, groups = _ood_specs(data_spec, cfg, opts)
+    id_fingerprint = spec_fingerprint(data_spec, opts.data_root)
     return Loaded(
         source=model,
         model=loaded,
@@ -309,10 +344,12 @@ def load_stage(model: ModelSource, cfg: BatteryConfig, opts: EvalOptions) -> Loa
         id_full=id_full,
         ood=ood,
         load_options=load_options(opts),
-        id_fingerprint=spec_fingerprint(data_spec, opts.data_root),
+        id_fingerprint=id_fingerprint,
         ood_fingerprints=tuple(spec_fingerprint(s, opts.data_root) for _, s in ood),
         seconds=seconds,
         calib_fingerprint=spec_fingerprint(cfg.calib_data, opts.data_root) if cfg.calib_data else None,
+        fit=FT.fit_source(cfg, data_spec, id_fingerprint, opts.data_root),
+        groups=groups,
     )
 
 
@@ -321,6 +358,7 @@ def select_stage(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> Selec
     device = pick_device(opts.device)
     net = loaded.model.model.to(device).eval()
     _check_input(loaded.model, loaded.id_full, loaded.data_spec, device)
+    probed = FT.probe(net, loaded.id_full.images(slice(0, 1)).to(device), cfg)
     normalization = dict(loaded.model.normalization)
     log.info("normalization: %s", format_normalization(normalization))
     for note in loaded.model.notes:
@@ -365,6 +403,7 @@ def select_stage(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> Selec
         ood=tuple(ood),
         normalization=normalization,
         calib=calib,
+        features=probed,
     )
 
 
@@ -378,9 +417,19 @@ def predict_stage(sel: Selection, progress: bool = False) -> Predictions:
         arrays[f"ood/{s.name}/index"] = s.index.numpy().astype(np.int64)
     t = time.perf_counter()
     bar = _bar(progress, len(sel.id_set) + sum(len(s.images) for s in sel.ood), "predict")
-    arrays["id/logits"] = predict_logits(sel.net, sel.id_set, sel.device, sel.batch_size, bar)
-    for s in sel.ood:
-        arrays[f"ood/{s.name}/logits"] = predict_logits(sel.net, s.images, sel.device, sel.batch_size, bar)
+    if sel.features is not None:
+        # the same single pass, also recording the feature layer's input
+        for prefix, images in (("id", sel.id_set), *((f"ood/{s.name}", s.images) for s in sel.ood)):
+            logits, feats = FT.logits_and_features(
+                sel.net, images, sel.features, sel.device, sel.batch_size, bar
+            )
+            arrays[f"{prefix}/logits"], arrays[f"{prefix}/features"] = logits, feats
+    else:
+        arrays["id/logits"] = predict_logits(sel.net, sel.id_set, sel.device, sel.batch_size, bar)
+        for s in sel.ood:
+            arrays[f"ood/{s.name}/logits"] = predict_logits(
+                sel.net, s.images, sel.device, sel.batch_size, bar
+            )
     if sel.calib is not None:
         arrays["calib/index"] = sel.calib.index.numpy().astype(np.int64)
         arrays["calib/labels"] = sel.calib.images.y.numpy().astype(np.int64)
@@ -391,6 +440,53 @@ def predict_stage(sel: Selection, progress: bool = False) -> Predictions:
     if k != sel.id_set.num_classes:
         raise UsageError(f"model outputs {k} classes, {sel.data_spec} has {sel.id_set.num_classes}")
     return Predictions(arrays, seconds)
+
+
+def feature_stage(
+    loaded: Loaded, sel: Selection, preds: Predictions, cfg: BatteryConfig, opts: EvalOptions
+) -> FeatureOutcome | None:
+    """Feature OOD scores of every ID and OOD example; None when no feature score is selected.
+
+    Fitted detectors score the features of the prediction pass (their statistics cached or fit here); ODIN
+    runs its gradient step on the images. Empty sets get empty scores (their metrics are NaN)."""
+    names = cfg.feature_scores()
+    if not names:
+        return None
+    prefixes = ["id", *(f"ood/{s.name}" for s in sel.ood)]
+    out: Arrays = {}
+    seconds: dict[str, float] = {}
+    record = None
+    if sel.features is not None:
+        assert loaded.fit is not None  # both come from cfg.fitted_scores()
+        fitted = FT.fit_stage(
+            sel.net,
+            sel.device,
+            sel.batch_size,
+            loaded.fit,
+            sel.id_set,
+            sel.features,
+            cfg,
+            loaded.model.sha256,
+            cache_dir(opts.cache_dir) if opts.cache else None,
+            opts.data_root,
+            opts.download,
+        )
+        record, seconds["fit"] = fitted.record, fitted.seconds
+        for p in prefixes:
+            for n, v in FT.feature_scores(fitted.fits, preds.arrays[f"{p}/features"]).items():
+                out[f"{p}/score/{n}"] = np.asarray(v, dtype=np.float64)
+    if "odin" in names:
+        t = time.perf_counter()
+        sets = [sel.id_set, *(s.images for s in sel.ood)]
+        for p, images in zip(prefixes, sets):
+            out[f"{p}/score/odin"] = FT.odin(sel.net, images, sel.device, sel.batch_size)
+        seconds["odin"] = time.perf_counter() - t
+    return FeatureOutcome(out, record, seconds)
+
+
+def _without_features(arrays: Arrays) -> Arrays:
+    """The arrays less the penultimate features: only their scores are kept in a result."""
+    return {k: v for k, v in arrays.items() if not k.endswith("/features")}
 
 
 def score_stage(arrays: Arrays, cfg: BatteryConfig) -> Arrays:
@@ -472,6 +568,7 @@ def assemble(
     opts: EvalOptions,
     cache_key: str,
     timings: dict[str, float],
+    features: FeatureOutcome | None = None,
 ) -> EvalResult:
     """The EvalResult: metrics with their directions and sample sizes, and the context to reproduce them."""
     metrics = dict(measured.metrics)
@@ -482,16 +579,19 @@ def assemble(
         sanity.update(audit.sanity())
         details["sparsity"] = audit.report
     n_ood = {s.name: len(s.images) for s in sel.ood}
+    group_of = {n: g for g, names in loaded.groups.items() for n in names}
     card = loaded.model.card
     model = loaded.source
     return EvalResult(
         metrics=metrics,
-        metric_info=metric_info(metrics, len(sel.id_set), n_ood),
+        metric_info=metric_info(metrics, len(sel.id_set), n_ood, loaded.groups),
         config=cfg.to_dict(),
         conventions={
             **CONVENTIONS,
             "attacks": ATTACK_CONVENTION,
             "density": "fraction of prunable weights kept",
+            **({"ood_features": FT.FEATURE_CONVENTION} if features is not None else {}),
+            **({"ood_groups": OOD_GROUP_CONVENTION} if loaded.groups else {}),
         },
         data={
             "id": {
@@ -506,10 +606,19 @@ def assemble(
                 "subset_method": "stratified" if cfg.limit else None,
             },
             "ood": [
-                {"name": n, "spec": s, "n": n_ood[n], "limit": cfg.limit, "fingerprint": fp}
+                {
+                    "name": n,
+                    "spec": s,
+                    "n": n_ood[n],
+                    "limit": cfg.limit,
+                    "fingerprint": fp,
+                    **({"group": group_of[n]} if n in group_of else {}),
+                }
                 for (n, s), fp in zip(loaded.ood, loaded.ood_fingerprints)
             ],
+            **({"ood_groups": {g: list(v) for g, v in loaded.groups.items()}} if loaded.groups else {}),
             **({"calibration": sel.calib.record} if sel.calib is not None else {}),
+            **({"fit": features.fit_record} if features is not None and features.fit_record else {}),
         },
         model={
             "name": opts.name or _display_name(model),
@@ -537,8 +646,11 @@ def _timings(
     robust: RobustOutcome | None,
     audit: SparsityAudit | None,
     total: float,
+    features: FeatureOutcome | None = None,
 ) -> dict[str, float]:
     timings = {"load": loaded.seconds, "predict": preds.seconds}
+    if features is not None:
+        timings.update(features.seconds)
     if robust is not None:
         timings["robust"] = robust.seconds
     if audit is not None:
@@ -547,31 +659,16 @@ def _timings(
     return timings
 
 
-def _ood_specs(data_spec: str, cfg: BatteryConfig, opts: EvalOptions) -> tuple[tuple[str, str], ...]:
-    """(name, spec) of the OOD sets: ``opts.ood``, else the data set's defaults; none without ``ood``."""
+def _ood_specs(
+    data_spec: str, cfg: BatteryConfig, opts: EvalOptions
+) -> tuple[tuple[tuple[str, str], ...], dict[str, tuple[str, ...]]]:
+    """(name, spec) of the OOD sets: ``opts.ood`` (``near:cifar100,far:svhn`` groups them), else the data
+    set's defaults; none without ``ood``. Also each group's set names (empty when ungrouped)."""
     if "ood" not in cfg.checks:
-        return ()
+        return (), {}
     specs = list(opts.ood) if opts.ood is not None else list(DEFAULT_OOD.get(data_spec, ()))
-    named = tuple(_ood_name(s) for s in specs)
-    names = [n for n, _ in named]
-    if len(set(names)) != len(names):
-        raise UsageError(f"OOD set names must differ, got {names}; name them like --ood imagenet=npz:PATH")
-    return named
-
-
-def _ood_name(spec: str) -> tuple[str, str]:
-    """'name=spec' -> (name, spec); a bare spec is named after itself, a path after its folder or stem."""
-    name, rest = split_named_spec(spec)
-    if name is not None:
-        return name, rest
-    kind, _, arg = spec.partition(":")
-    if not arg or kind in ("gaussian", "uniform", "photos"):
-        return kind, spec
-    p = Path(arg)
-    stem = p.stem if p.suffix else p.name
-    if stem in ("test", "train", "val") and p.parent.name:
-        stem = p.parent.name
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem), spec
+    items = parse_ood_groups(specs)
+    return tuple((i.name, i.spec) for i in items), ood_groups(items)
 
 
 def _calib_split(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> CalibSplit | None:

@@ -11,6 +11,9 @@ Array keys (the ``.npz`` written beside each result):
   ``id/nll`` float64 and ``id/brier`` float64 per example (derived from the logits)
 - ``id/score/<score>`` float64 [N]: OOD score of each ID example (higher = more OOD)
 - ``ood/<set>/index`` int64 [M], ``ood/<set>/logits`` float32 [M, K], ``ood/<set>/score/<score>`` [M]
+  (feature scores such as ``mahalanobis`` too; the penultimate features themselves are not kept)
+- ``ood_group/<group>/member`` int64 [M], ``ood_group/<group>/score/<score>`` [M]: the sets of an OOD group
+  (``--ood near:A,B,far:C``) concatenated in group order, each example's set as its position in the group
 - ``robust/<attack>/<eps>/correct`` bool [N]: clean-correct and never fooled at that eps
 - with temperature scaling: ``calib/index``, ``calib/labels``, ``calib/logits`` of the held-out split (not
   per test example), ``calib/temperature`` float64 [1], and ``id/ts/confidence``, ``id/ts/nll``,
@@ -29,7 +32,7 @@ from evalsuite import metrics as M
 from evalsuite.core.results import eps_name
 from evalsuite.metrics import catalogue as K
 from evalsuite.metrics import temperature as T
-from evalsuite.ood import OOD_SCORES
+from evalsuite.ood import OOD_SCORES, is_feature_score
 
 Arrays = dict[str, np.ndarray]
 
@@ -69,13 +72,43 @@ def derive_temperature(arrays: Arrays) -> Arrays:
 
 
 def derive_scores(arrays: Arrays, scores: tuple[str, ...], ood_sets: list[str]) -> Arrays:
-    """A copy of ``arrays`` plus float64 ``id/score/<s>`` and ``ood/<set>/score/<s>`` per score."""
+    """A copy of ``arrays`` plus float64 ``id/score/<s>`` and ``ood/<set>/score/<s>`` per logit score.
+
+    Feature scores (``is_feature_score``) are left out: the battery's feature stage computes them."""
     out = dict(arrays)
     for s in scores:
+        if is_feature_score(s):
+            continue
         fn = OOD_SCORES.get(s)
         out[f"id/score/{s}"] = np.asarray(fn(arrays["id/logits"]), dtype=np.float64)
         for name in ood_sets:
             out[f"ood/{name}/score/{s}"] = np.asarray(fn(arrays[f"ood/{name}/logits"]), dtype=np.float64)
+    return out
+
+
+GROUP_PREFIX = "ood_group/"
+
+
+def derive_groups(arrays: Arrays, groups: dict[str, list[str]] | dict[str, tuple[str, ...]]) -> Arrays:
+    """A copy of ``arrays`` plus, per OOD group, ``ood_group/<g>/member`` int64 [M] (each example's set,
+    as its position in the group) and ``ood_group/<g>/score/<s>`` [M] (the member sets' scores, in group
+    order) for every score all its sets have. Earlier group arrays are replaced (``merge`` re-derives)."""
+    out = {k: v for k, v in arrays.items() if not k.startswith(GROUP_PREFIX)}
+    for g, names in groups.items():
+        sets = [n for n in names if f"ood/{n}/index" in arrays]
+        if not sets:
+            continue
+        out[f"{GROUP_PREFIX}{g}/member"] = np.concatenate(
+            [np.full(len(arrays[f"ood/{n}/index"]), j, dtype=np.int64) for j, n in enumerate(sets)]
+        )
+        prefix = f"ood/{sets[0]}/score/"
+        for key in arrays:
+            if key.startswith(prefix):
+                s = key[len(prefix) :]
+                if all(f"ood/{n}/score/{s}" in arrays for n in sets):
+                    out[f"{GROUP_PREFIX}{g}/score/{s}"] = np.concatenate(
+                        [arrays[f"ood/{n}/score/{s}"] for n in sets]
+                    )
     return out
 
 
@@ -116,7 +149,12 @@ def summarize(
     return metrics, details
 
 
-def metric_info(metrics: dict[str, float], n_id: int, n_ood: dict[str, int]) -> dict[str, dict[str, Any]]:
+def metric_info(
+    metrics: dict[str, float],
+    n_id: int,
+    n_ood: dict[str, int],
+    groups: dict[str, list[str]] | dict[str, tuple[str, ...]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """The catalogue's facts for every metric, and its sample size: ``n`` ID examples for metrics
     computed from per-example arrays, plus ``n_ood`` for those that also use an OOD set's arrays; none for
     properties of the model (sparsity)."""
@@ -133,6 +171,8 @@ def metric_info(metrics: dict[str, float], n_id: int, n_ood: dict[str, int]) -> 
             entry["n"] = n_id
         if "set" in ref.params:
             entry["n_ood"] = n_ood.get(ref.params["set"])
+        if "group" in ref.params and groups and ref.params["group"] in groups:
+            entry["n_ood"] = sum(n_ood.get(s, 0) for s in groups[ref.params["group"]])
         info[name] = entry
     return info
 

@@ -10,8 +10,9 @@ a metric's behaviour by parsing its name elsewhere.
 Adding a metric: one entry in :data:`FAMILIES` (below), its pure function in ``evalsuite.metrics``, and its
 test.
 
-Placeholders in patterns: ``{set}`` an OOD set name, ``{score}`` an OOD score name, ``{attack}`` an attack
-name, ``{eps}`` an eps label (``8_255`` for 8/255, ``0.5``). Array templates use the same placeholders.
+Placeholders in patterns: ``{set}`` an OOD set name, ``{group}`` an OOD group (near, far), ``{score}`` an
+OOD score name, ``{attack}`` an attack name, ``{eps}`` an eps label (``8_255`` for 8/255, ``0.5``). Array
+templates use the same placeholders.
 """
 
 from __future__ import annotations
@@ -183,6 +184,38 @@ def _ood(
         display=display,
         definition=definition,
         fn=fn,
+        bounds=(0.0, 1.0),
+    )
+
+
+def group_mean(metric: Callable[..., float]) -> Callable[..., float]:
+    """The mean of ``metric(id_scores, ood_scores of one set)`` over the sets of an OOD group, as OpenOOD
+    averages its near and far sets: ``fn(id_scores [N], group_scores [M], member [M])``, ``member`` the
+    position of each OOD example's set in its group (every set weighs the same, whatever its size)."""
+
+    def fn(id_scores: np.ndarray, group_scores: np.ndarray, member: np.ndarray) -> float:
+        sets = np.unique(member)
+        return float(np.mean([metric(id_scores, group_scores[member == j]) for j in sets]))
+
+    fn.__name__ = f"group_mean_{getattr(metric, '__name__', 'metric')}"
+    return fn
+
+
+def _ood_group(leaf: str, fn: Callable[..., float], hib: bool, display: str, what: str) -> MetricFamily:
+    return MetricFamily(
+        key=f"ood_group_{leaf}",
+        pattern=f"ood/group/{{group}}/{{score}}/{leaf}",
+        group="ood",
+        higher_is_better=hib,
+        kind="proportion",
+        arrays=("id/score/{score}", "ood_group/{group}/score/{score}", "ood_group/{group}/member"),
+        value_ci="bootstrap2",
+        paired_test="permutation2",
+        merge="recompute",
+        primary="never",
+        display=display,
+        definition=f"mean over the OOD sets of a group (--ood near:SPEC,...,far:SPEC) of each set's {what}",
+        fn=group_mean(fn),
         bounds=(0.0, 1.0),
     )
 
@@ -420,6 +453,11 @@ FAMILIES: tuple[MetricFamily, ...] = (
         "fraction of ID examples flagged as OOD when 95 % of OOD examples are detected "
         "(OpenOOD's and pytorch-ood's FPR@95)",
     ),
+    _ood_group("auroc", O.auroc, True, "{group} {score} AUROC (mean)", "AUROC"),
+    _ood_group("aupr_in", O.aupr_in, True, "{group} {score} AUPR-in (mean)", "AUPR-in"),
+    _ood_group("aupr_out", O.aupr_out, True, "{group} {score} AUPR-out (mean)", "AUPR-out"),
+    _ood_group("fpr95", O.fpr95, False, "{group} {score} FPR95 (mean)", "FPR95 (95 % of ID accepted)"),
+    _ood_group("fpr95_ood", O.fpr95_ood, False, "{group} {score} FPR95 OOD+ (mean)", "FPR95 (OOD+)"),
     MetricFamily(
         key="robust_accuracy",
         pattern="robust/{attack}/{eps}/accuracy",

@@ -59,3 +59,35 @@ def energy(logits: ArrayLike, temperature: float = 1.0) -> np.ndarray:
         raise ValueError(f"temperature must be positive, got {temperature}")
     z = _as_logits(logits)
     return -temperature * _logsumexp(z / temperature)
+
+
+FEATURE_SCORES: tuple[str, ...] = ("odin", "mahalanobis", "knn", "react", "vim")
+"""Scores computed from penultimate features or input gradients, not from logits alone
+(``evalsuite.ood.features``); registered so ``--ood-scores`` and ``evalsuite ls ood-scores`` know them."""
+
+_FEATURE_HELP = {
+    "odin": "ODIN: -max softmax(f(x')/T), T=1000, x' one signed-gradient step of 0.0014 (Liang et al. 2018)",
+    "mahalanobis": "min over classes of the Mahalanobis distance, tied covariance, fit on training features "
+    "(Lee et al. 2018)",
+    "knn": "distance to the 50th nearest normalized training feature (Sun et al. 2022)",
+    "react": "energy of the features clipped at their 90th training percentile (Sun et al. 2021)",
+    "vim": "virtual-logit matching: residual norm outside the principal subspace minus logsumexp "
+    "(Wang et al. 2022)",
+}
+
+
+def _feature_score(name: str) -> ScoreFn:
+    def needs_features(logits: ArrayLike) -> np.ndarray:
+        raise ValueError(f"{name} is computed from features (evalsuite.ood.features), not from logits alone")
+
+    needs_features.feature_score = True  # type: ignore[attr-defined]
+    return needs_features
+
+
+for _name in FEATURE_SCORES:
+    OOD_SCORES.add(_name, _feature_score(_name), help=_FEATURE_HELP[_name])
+
+
+def is_feature_score(name: str) -> bool:
+    """Whether ``name`` is a feature score (features or input gradients needed), not a logit score."""
+    return name in FEATURE_SCORES

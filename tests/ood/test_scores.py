@@ -10,7 +10,8 @@ import torch
 
 from evalsuite.core.errors import UsageError
 from evalsuite.metrics import auroc
-from evalsuite.ood import OOD_SCORES, energy, maxlogit, msp
+from evalsuite.ood import FEATURE_SCORES, OOD_SCORES, energy, maxlogit, msp
+from evalsuite.ood.features import FEATURE_DETECTORS
 
 
 def _logits(seed: int, n: int = 200, k: int = 10) -> np.ndarray:
@@ -18,7 +19,8 @@ def _logits(seed: int, n: int = 200, k: int = 10) -> np.ndarray:
 
 
 def test_registry_lists_and_returns_the_scores() -> None:
-    assert OOD_SCORES.names() == ["energy", "maxlogit", "msp"]
+    assert OOD_SCORES.names() == sorted(["energy", "maxlogit", "msp", *FEATURE_SCORES])
+    assert FEATURE_SCORES == FEATURE_DETECTORS
     assert OOD_SCORES.get("msp") is msp
     assert OOD_SCORES.get("maxlogit") is maxlogit
     assert OOD_SCORES.get("energy") is energy
