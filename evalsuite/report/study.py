@@ -35,6 +35,7 @@ from evalsuite.core.results import SCHEMA, EvalResult
 from evalsuite.metrics import catalogue as K
 from evalsuite.metrics import inference as I
 from evalsuite.report.compare import _bounds, seed_delta, seed_pairing
+from evalsuite.report.to_tex import _TEX_FIT_OPEN as TEX_FIT_OPEN
 from evalsuite.report.to_tex import TEX_ESCAPES
 
 log = logging.getLogger(__name__)
@@ -702,7 +703,8 @@ def tex_escape(s: str) -> str:
 
 
 def to_latex(t: StudyTable, label: str = "tab:study") -> str:
-    """A booktabs ``table`` (pandas Styler, hrules) that compiles with only the booktabs package."""
+    """A booktabs ``table`` (pandas Styler, hrules), shrunk to the line width when wider: it compiles with
+    the booktabs and graphicx packages."""
 
     def render(cell: CellStat) -> str:
         p = cell_parts(t, cell)
@@ -753,7 +755,10 @@ def to_latex(t: StudyTable, label: str = "tab:study") -> str:
         at = lines.index("\\toprule") + 2
         lines.insert(at, " ".join(rules))
         text = "\n".join(lines)
-    return text
+    # a study table with many metrics x columns is wider than a page: shrink it to the line width (never
+    # enlarge), as compare's tables do; this needs graphicx besides booktabs
+    text = text.replace("\\begin{tabular}", TEX_FIT_OPEN + "\n\\begin{tabular}", 1)
+    return text.replace("\\end{tabular}", "\\end{tabular}\n}", 1)
 
 
 def to_csv(t: StudyTable) -> str:
