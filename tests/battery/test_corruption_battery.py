@@ -72,8 +72,8 @@ def test_per_set_metrics_equal_a_direct_computation(dense: tuple) -> None:
     # corruption hurts: the severe noise and fog sets lose accuracy against the clean set
     assert r.metrics["corruption/fog/5/accuracy"] < r.metrics["accuracy"]
     agg = CR.corruption_metrics(grids)
-    for name in [*(f"corruption/mean/{m}" for m in grids), "corruption/severity/1/accuracy",
-                 "corruption/severity/5/accuracy", "corruption/severity/1/ece", "corruption/severity/5/ece"]:  # fmt: skip
+    by_severity = [f"corruption/severity/{s}/{m}" for s in SEVS for m in ("accuracy", "ece")]
+    for name in [*(f"corruption/mean/{m}" for m in grids), *by_severity]:
         assert r.metrics[name] == pytest.approx(agg[name], rel=1e-5, abs=1e-6), name
     assert "corruption/severity/1/nll" not in r.metrics  # ECE and accuracy against severity only
     assert r.data["corruption"]["n"] == 90 and r.data["corruption"]["corruptions"] == list(NAMES)
