@@ -179,6 +179,7 @@ def test_compare_cli_shows_the_rows(tmp_path: Path, capsys: pytest.CaptureFixtur
             "--corruptions", "fog", "--severities", "2", "--limit", "60", "--n-boot", "200", "--no-cache",
             "--out", str(out), "-q"]  # fmt: skip
     assert main(argv) == 0, capsys.readouterr().err
+    assert (out / "plots" / "corruption.png").stat().st_size > 0
     md = (out / "report.md").read_text()
     for name in (
         "corruption/fog/2/accuracy",
