@@ -166,7 +166,7 @@ class BatteryConfig:
         if self.severities is not None:
             raw = self.severities
             items = parse_list(raw) if isinstance(raw, str) else tuple(raw)
-            object.__setattr__(self, "severities", resolve_severities(items))  # type: ignore[arg-type]
+            object.__setattr__(self, "severities", resolve_severities(items))
         if "corruption" not in self.checks:
             object.__setattr__(self, "checks", (*self.checks, "corruption"))
 

@@ -290,13 +290,15 @@ def _corruption(
         "nll": (f"{arrays_prefix}/nll",),
         "ece": (f"{arrays_prefix}/confidence", f"{arrays_prefix}/correct"),
     }[leaf]
-    fn: Callable[..., float] = {"accuracy": mean, "nll": mean, "ece": C.ece}[leaf]
+    fns: dict[str, Callable[..., float]] = {"accuracy": mean, "nll": mean, "ece": C.ece}
+    fn = fns[leaf]
     if not cell:
         arrays = (*arrays, f"{arrays_prefix}/member")
         fn = cell_mean(fn, bins=leaf == "ece")
     # a single set's values get the clean metrics' intervals; a mean over sets (the same images under
     # every corruption, so not independent draws) the basic bootstrap over examples of all cells jointly
-    value_ci: ValueCI = {"accuracy": "wilson", "nll": "bootstrap", "ece": "calibration_bound"}[leaf]
+    cis: dict[str, ValueCI] = {"accuracy": "wilson", "nll": "bootstrap", "ece": "calibration_bound"}
+    value_ci = cis[leaf]
     paired: PairedTest = "mcnemar" if leaf == "accuracy" else "permutation"
     if not cell:
         value_ci, paired = "bootstrap", "permutation"
@@ -354,9 +356,12 @@ def _corruption_families() -> tuple[MetricFamily, ...]:
     )
     out = [
         _corruption(
-            *(t.format(leaf=leaf, shown=shown[leaf], what=what[leaf]) for t in (key, pattern)),
+            key.format(leaf=leaf),
+            pattern.format(leaf=leaf),
             leaf,
-            *(t.format(leaf=leaf, shown=shown[leaf], what=what[leaf]) for t in (prefix, disp, definition)),
+            prefix.format(),
+            disp.format(shown=shown[leaf]),
+            definition.format(what=what[leaf]),
         )
         for leaves, key, pattern, prefix, disp, definition in kinds
         for leaf in leaves
