@@ -234,7 +234,8 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         b.add_argument(
             "--checks",
             default="clean,calibration,ood,robust,sparsity",
-            help="comma-separated, one or more of: %(valid)s (default: all)",
+            help="comma-separated, one or more of: %(valid)s (default: all but corruption, which "
+            "--corruption-data turns on)",
         ),
         "checks",
     )
@@ -285,6 +286,18 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--fit-limit", type=int, default=10000, help="seeded stratified N fit examples (default 10000)"
     )
+    b.add_argument(
+        "--corruption-data",
+        metavar="SPEC",
+        help="corruption shift: cifar10c:ROOT, cifar100c:ROOT or corrupt:SPEC (turns on the corruption "
+        "check)",
+    )
+    b.add_argument(
+        "--corruptions",
+        metavar="LIST",
+        help="corruptions or groups (common, extra, all, noise, blur, weather, digital); default common",
+    )
+    b.add_argument("--severities", metavar="LIST", help="severities 1..5, e.g. 1,3,5 (default all five)")
     b.add_argument("--bins", type=int, default=15, help="ECE bins (1 to 1000)")
     b.add_argument("--seed", type=int, default=0, help="subset and attack random-start seed")
     h = p.add_argument_group("run")
@@ -318,6 +331,10 @@ def _battery_config(args: argparse.Namespace) -> Any:
         feature_layer=args.feature_layer,
         fit_data=args.fit_data,
         fit_limit=args.fit_limit,
+        corruption_data=args.corruption_data,
+        corruptions=parse_list(args.corruptions) if args.corruptions is not None else None,
+        # "1,3" as given: BatteryConfig checks and resolves it, as it does for Python callers
+        severities=cast("tuple[int, ...] | None", args.severities),
     )
 
 

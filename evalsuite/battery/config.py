@@ -13,6 +13,9 @@ from evalsuite.ood import OOD_SCORES, is_feature_score
 
 # a check computes one metric group of the catalogue
 CHECKS: tuple[str, ...] = GROUP_ORDER
+# corruption needs --corruption-data, so it is on only when asked for (runs without it are unchanged)
+DEFAULT_CHECKS: tuple[str, ...] = tuple(c for c in CHECKS if c != "corruption")
+CORRUPTION_KINDS = ("cifar10c", "cifar100c", "corrupt")
 DEFAULT_ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
 DEFAULT_EPS_LINF = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 # L2 radii in [0, 1] pixel units; RobustBench's CIFAR-10 L2 threat model is 0.5
@@ -45,7 +48,7 @@ class BatteryConfig:
     are parsed here, so Python and the CLI accept the same values.
     """
 
-    checks: tuple[str, ...] = CHECKS
+    checks: tuple[str, ...] = DEFAULT_CHECKS
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
     eps_linf: tuple[float, ...] = DEFAULT_EPS_LINF
     eps_l2: tuple[float, ...] = DEFAULT_EPS_L2
@@ -64,10 +67,14 @@ class BatteryConfig:
     feature_layer: str | None = None
     fit_data: str | None = None
     fit_limit: int = DEFAULT_FIT_LIMIT
+    corruption_data: str | None = None
+    corruptions: tuple[str, ...] | None = None
+    severities: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         for key in ("checks", "attacks", "ood_scores"):
             object.__setattr__(self, key, parse_list(getattr(self, key)))
+        self._check_corruption()
         for key, norm in (("eps_linf", "linf"), ("eps_l2", "l2")):
             raw = getattr(self, key)
             items = parse_list(raw) if isinstance(raw, str) else tuple(raw)
@@ -133,6 +140,36 @@ class BatteryConfig:
             if not (n >= 1 and 0 <= i < n):
                 raise UsageError(f"--shard must be I/N with 0 <= I < N, got {i}/{n}")
 
+    def _check_corruption(self) -> None:
+        """--corruption-data turns the corruption check on; --corruptions/--severities need it."""
+        if self.corruption_data is None:
+            if self.corruptions is not None or self.severities is not None:
+                raise UsageError("--corruptions and --severities need --corruption-data")
+            if "corruption" in self.checks:
+                raise UsageError(
+                    "the corruption check needs --corruption-data "
+                    "(cifar10c:ROOT, cifar100c:ROOT or corrupt:SPEC)"
+                )
+            return
+        from evalsuite.data.corruptions import resolve_corruptions, resolve_severities
+
+        kind = self.corruption_data.partition(":")[0]
+        if kind not in CORRUPTION_KINDS:
+            raise UsageError(
+                f"--corruption-data {self.corruption_data!r}: expected cifar10c:ROOT, cifar100c:ROOT or "
+                "corrupt:SPEC"
+            )
+        if self.corruptions is not None:
+            names = parse_list(self.corruptions)
+            resolve_corruptions(names)  # UsageError naming the known corruptions and groups
+            object.__setattr__(self, "corruptions", names)
+        if self.severities is not None:
+            raw = self.severities
+            items = parse_list(raw) if isinstance(raw, str) else tuple(raw)
+            object.__setattr__(self, "severities", resolve_severities(items))
+        if "corruption" not in self.checks:
+            object.__setattr__(self, "checks", (*self.checks, "corruption"))
+
     def attack_configs(self) -> tuple[AttackConfig, ...]:
         """The attacks this battery runs, in ``attacks`` order: each with the eps of its norm and the PGD
         settings and seed here; an attack whose norm has no eps is left out, and none without ``robust``."""
@@ -166,12 +203,15 @@ class BatteryConfig:
     def identity(self) -> dict[str, Any]:
         """Everything that changes the numbers (for the cache key and for refusing unlike comparisons).
 
-        The feature settings count only when a fitted feature score is selected, so they never split
-        the cache or a comparison of logit-only runs."""
+        The feature settings count only when a fitted feature score is selected, and the corruption
+        settings only with --corruption-data, so they never split the cache of runs that do not use them."""
         d = asdict(self)
         d["checks"] = sorted(self.checks)
         if not self.fitted_scores():
             for key in ("feature_layer", "fit_data", "fit_limit"):
+                d.pop(key)
+        if self.corruption_data is None:
+            for key in ("corruption_data", "corruptions", "severities"):
                 d.pop(key)
         return d
 
@@ -183,8 +223,8 @@ class BatteryConfig:
     def from_dict(cls, d: dict[str, Any]) -> BatteryConfig:
         """Build a config from a dict, turning lists back into tuples and ignoring unknown keys."""
         kw = dict(d)
-        for key in ("checks", "attacks", "eps_linf", "eps_l2", "ood_scores"):
-            if key in kw:
+        for key in ("checks", "attacks", "eps_linf", "eps_l2", "ood_scores", "corruptions", "severities"):
+            if kw.get(key) is not None:
                 kw[key] = tuple(kw[key])
         if kw.get("shard") is not None:
             kw["shard"] = tuple(kw["shard"])

@@ -19,8 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from evalsuite.battery.summarize import (
+    CORRUPTION_DERIVED,
+    CORRUPTION_PREFIX,
     GROUP_PREFIX,
     Arrays,
+    derive_corruption_aggregates,
     derive_groups,
     metric_info,
     ood_set_of,
@@ -32,7 +35,10 @@ from evalsuite.metrics import catalogue as K
 
 
 def _order_key(key: str) -> str:
-    """The index array that orders ``key``: ``id/index`` for ID and robust arrays, else the OOD set's."""
+    """The index array that orders ``key``: ``id/index`` for ID and robust arrays, the OOD set's, or
+    ``corruption/index`` for every corrupted set's."""
+    if key.startswith(CORRUPTION_PREFIX):
+        return "corruption/index"
     ood_set = ood_set_of(key)
     return "id/index" if ood_set is None else f"ood/{ood_set}/index"
 
@@ -107,13 +113,15 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
             if not np.array_equal(a[k], shard_arrays[0][k]):
                 raise UsageError(f"{p}: its calibration split ({k}) differs from {paths[0]}")
     # group arrays are re-derived from the merged sets (their order follows each set's index)
-    per_example = {k for k in keys.difference(whole) if not k.startswith(GROUP_PREFIX)}
+    # as are the corruption aggregates' concatenations
+    per_example = {k for k in keys.difference(whole) if not k.startswith((GROUP_PREFIX, *CORRUPTION_DERIVED))}
     merged: Arrays = {k: np.concatenate([a[k] for a in shard_arrays]) for k in per_example}
     orders = {k: np.argsort(merged[k], kind="stable") for k in per_example if k.endswith("index")}
     merged = {k: v[orders[_order_key(k)]] for k, v in merged.items()}
     merged.update({k: shard_arrays[0][k] for k in whole})
     if first.data.get("ood_groups"):
         merged = derive_groups(merged, first.data["ood_groups"])
+    merged = derive_corruption_aggregates(merged)
 
     cfg = dict(base_cfg, shard=None)
     metrics, details = summarize(merged, tuple(cfg["checks"]), tuple(cfg["ood_scores"]), int(cfg["n_bins"]))
@@ -129,6 +137,9 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
     for entry in data["ood"]:
         entry["n"] = len(merged[f"ood/{entry['name']}/index"])
         n_ood[entry["name"]] = entry["n"]
+    n_corruption = None
+    if "corruption" in data:
+        data["corruption"]["n"] = n_corruption = len(merged["corruption/index"])
     sanity: dict[str, object] = {
         "robust_flags": sorted({f for r in results for f in r.sanity.get("robust_flags", [])}),
     }
@@ -148,7 +159,7 @@ def merge_shards(paths: Sequence[str | Path]) -> tuple[EvalResult, Arrays]:
             timings[k] = round(timings.get(k, 0.0) + v, 4)
     result = EvalResult(
         metrics=metrics,
-        metric_info=metric_info(metrics, data["id"]["n"], n_ood, data.get("ood_groups")),
+        metric_info=metric_info(metrics, data["id"]["n"], n_ood, data.get("ood_groups"), n_corruption),
         config=cfg,
         conventions=first.conventions,
         data=data,

@@ -48,6 +48,7 @@ from evalsuite.battery.options import (
 from evalsuite.battery.predict import default_batch_size, predict_logits
 from evalsuite.battery.summarize import (
     Arrays,
+    derive_corruption,
     derive_groups,
     derive_id_arrays,
     derive_scores,
@@ -68,7 +69,7 @@ from evalsuite.core.results import (  # noqa: F401  (EvalResult, load_arrays, sa
     save_result,
 )
 from evalsuite.data import ImageSet, is_registered_name, load_dataset, named_datasets
-from evalsuite.data.base import spec_fingerprint, stratified_indices
+from evalsuite.data.base import DatasetOptions, spec_fingerprint, stratified_indices
 from evalsuite.data.ood_groups import ood_groups, parse_ood_groups
 from evalsuite.metrics import CONVENTIONS
 from evalsuite.metrics import catalogue as K
@@ -90,6 +91,14 @@ ATTACK_CONVENTION = (
     "examples fooled by fgsm at the same eps as fooled (worst case over our L-inf attacks); fgsm is pure "
     "single-step FGSM at each eps; autoattack(_l2) is the reference package (pyautoattack) at each eps on "
     "the clean-correct examples, seeded with the battery seed, no cascade"
+)
+
+CORRUPTION_CONVENTION = (
+    "corruption/<c>/<s>/{accuracy,nll,ece} are measured on corrupted set c at severity s "
+    "(--corruption-data), "
+    "every set on the same positions (--limit: a seeded stratified subset, then --shard); "
+    "corruption/mean/<m> and corruption/severity/<s>/<m> weigh every set the same (mean of the per-set "
+    "values); corrupt:SPEC generates the images with imagecorruptions (ImageNet-C parameters) seeded with 0"
 )
 
 OOD_GROUP_CONVENTION = (
@@ -120,6 +129,8 @@ class Loaded:
     """The feature detectors' fit data, when a fitted feature score is selected."""
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """OOD group -> its sets' names (``--ood near:cifar100,far:svhn``); empty when ungrouped."""
+    corruption_fingerprint: dict[str, object] | None = None
+    """Of ``--corruption-data``, when the corruption check runs."""
 
     def cache_parts(self, cfg: BatteryConfig) -> dict[str, Any]:
         """Cache-key parts: model hash, config identity, data and OOD fingerprints, load options."""
@@ -128,6 +139,8 @@ class Loaded:
             data = {**data, "calib": self.calib_fingerprint}
         if self.fit is not None:
             data = {**data, "fit": {"spec": self.fit.spec, "fingerprint": self.fit.fingerprint}}
+        if self.corruption_fingerprint is not None:
+            data = {**data, "corruption": self.corruption_fingerprint}
         return cache.key_parts(
             model_sha256=self.model.sha256,
             config=cfg.identity(),
@@ -150,6 +163,20 @@ class OODSet:
 
 
 @dataclass(frozen=True)
+class CorruptionSelection:
+    """The corrupted sets to score, all on the same positions ``index`` (their labels agree)."""
+
+    spec: str
+    index: torch.Tensor
+    """Positions in each corrupted set (every set holds the same images, differently corrupted)."""
+    labels: torch.Tensor
+    sets: tuple[Any, ...]
+    """``data.corruptions.CorruptionSet`` per (corruption, severity), in the paper's order; full sets,
+    selected one at a time as they are predicted (CIFAR-10-C is memory-mapped)."""
+    of: int
+
+
+@dataclass(frozen=True)
 class Selection:
     """The examples to score and the model that scores them, on its device."""
 
@@ -165,6 +192,7 @@ class Selection:
     calib: CalibSplit | None = None
     features: FT.FeatureProbe | None = None
     """The feature layer, when a fitted feature score is selected (the predict pass then records features)."""
+    corruption: CorruptionSelection | None = None
 
 
 @dataclass(frozen=True)
@@ -350,6 +378,7 @@ def load_stage(model: ModelSource, cfg: BatteryConfig, opts: EvalOptions) -> Loa
         calib_fingerprint=spec_fingerprint(cfg.calib_data, opts.data_root) if cfg.calib_data else None,
         fit=FT.fit_source(cfg, data_spec, id_fingerprint, opts.data_root),
         groups=groups,
+        corruption_fingerprint=_corruption_fingerprint(cfg, opts),
     )
 
 
@@ -393,6 +422,7 @@ def select_stage(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> Selec
             len(full), cfg.limit, torch.zeros(len(full), dtype=torch.long), cfg.seed + 1, cfg.shard
         )
         ood.append(OODSet(name, spec, idx, full.select(idx)))
+    corruption = _corruption_selection(id_full, cfg, opts)
     return Selection(
         net=net,
         device=device,
@@ -404,6 +434,7 @@ def select_stage(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> Selec
         normalization=normalization,
         calib=calib,
         features=probed,
+        corruption=corruption,
     )
 
 
@@ -416,7 +447,9 @@ def predict_stage(sel: Selection, progress: bool = False) -> Predictions:
     for s in sel.ood:
         arrays[f"ood/{s.name}/index"] = s.index.numpy().astype(np.int64)
     t = time.perf_counter()
-    bar = _bar(progress, len(sel.id_set) + sum(len(s.images) for s in sel.ood), "predict")
+    cor = sel.corruption
+    n_cor = len(cor.index) * len(cor.sets) if cor is not None else 0
+    bar = _bar(progress, len(sel.id_set) + sum(len(s.images) for s in sel.ood) + n_cor, "predict")
     if sel.features is not None:
         # the same single pass, also recording the feature layer's input
         for prefix, images in (("id", sel.id_set), *((f"ood/{s.name}", s.images) for s in sel.ood)):
@@ -434,6 +467,14 @@ def predict_stage(sel: Selection, progress: bool = False) -> Predictions:
         arrays["calib/index"] = sel.calib.index.numpy().astype(np.int64)
         arrays["calib/labels"] = sel.calib.images.y.numpy().astype(np.int64)
         arrays["calib/logits"] = predict_logits(sel.net, sel.calib.images, sel.device, sel.batch_size, None)
+    if cor is not None:
+        arrays["corruption/index"] = cor.index.numpy().astype(np.int64)
+        arrays["corruption/labels"] = cor.labels.numpy().astype(np.int64)
+        for cs in cor.sets:
+            # one set at a time: only its selected images are ever in memory as floats
+            arrays[f"corruption/{cs.corruption}/{cs.severity}/logits"] = predict_logits(
+                sel.net, cs.data.select(cor.index), sel.device, sel.batch_size, bar
+            )
     _close(bar)
     seconds = time.perf_counter() - t
     k = arrays["id/logits"].shape[1]
@@ -493,7 +534,7 @@ def score_stage(arrays: Arrays, cfg: BatteryConfig) -> Arrays:
     """The per-example arrays every clean, calibration and OOD metric reads, derived from the logits."""
     ood_sets = ood_set_names(arrays)
     scores = cfg.ood_scores if "ood" in cfg.checks else ()
-    return derive_temperature(derive_scores(derive_id_arrays(arrays), scores, ood_sets))
+    return derive_corruption(derive_temperature(derive_scores(derive_id_arrays(arrays), scores, ood_sets)))
 
 
 def attack_stage(
@@ -584,7 +625,13 @@ def assemble(
     model = loaded.source
     return EvalResult(
         metrics=metrics,
-        metric_info=metric_info(metrics, len(sel.id_set), n_ood, loaded.groups),
+        metric_info=metric_info(
+            metrics,
+            len(sel.id_set),
+            n_ood,
+            loaded.groups,
+            len(sel.corruption.index) if sel.corruption is not None else None,
+        ),
         config=cfg.to_dict(),
         conventions={
             **CONVENTIONS,
@@ -592,6 +639,7 @@ def assemble(
             "density": "fraction of prunable weights kept",
             **({"ood_features": FT.FEATURE_CONVENTION} if features is not None else {}),
             **({"ood_groups": OOD_GROUP_CONVENTION} if loaded.groups else {}),
+            **({"corruption": CORRUPTION_CONVENTION} if sel.corruption is not None else {}),
         },
         data={
             "id": {
@@ -619,6 +667,7 @@ def assemble(
             **({"ood_groups": {g: list(v) for g, v in loaded.groups.items()}} if loaded.groups else {}),
             **({"calibration": sel.calib.record} if sel.calib is not None else {}),
             **({"fit": features.fit_record} if features is not None and features.fit_record else {}),
+            **({"corruption": _corruption_record(sel.corruption, loaded, cfg)} if sel.corruption else {}),
         },
         model={
             "name": opts.name or _display_name(model),
@@ -669,6 +718,88 @@ def _ood_specs(
     specs = list(opts.ood) if opts.ood is not None else list(DEFAULT_OOD.get(data_spec, ()))
     items = parse_ood_groups(specs)
     return tuple((i.name, i.spec) for i in items), ood_groups(items)
+
+
+def _corruption_fingerprint(cfg: BatteryConfig, opts: EvalOptions) -> dict[str, object] | None:
+    """What identifies ``--corruption-data``: the official folder's files (name, size, mtime; hashing
+    2.9 GB per run would cost more than the run), or the source spec's fingerprint and the
+    imagecorruptions version for ``corrupt:``. Refuses a missing folder before any forward pass."""
+    spec = cfg.corruption_data
+    if spec is None:
+        return None
+    from evalsuite.data import corruptions as CR
+
+    kind, _, arg = spec.partition(":")
+    base, _, _ = CR.split_selector(arg)
+    if kind in CR.OFFICIAL:
+        root = Path(opts.data_root).expanduser() if opts.data_root else None
+        folder = CR.official_folder(
+            CR.OFFICIAL[kind], base, DatasetOptions(root=root, download=opts.download)
+        )
+        files = sorted(folder.glob("*.npy"))
+        stats = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+        return {"spec": spec, "path": str(folder.resolve()), "files": stats}
+    if not base:
+        raise UsageError("'corrupt' needs a dataset spec: 'corrupt:SPEC', e.g. corrupt:digits")
+    return {
+        "spec": spec,
+        "source": spec_fingerprint(base, opts.data_root),
+        "imagecorruptions": CR.imagecorruptions_version(),
+    }
+
+
+def _corruption_selection(
+    id_full: ImageSet, cfg: BatteryConfig, opts: EvalOptions
+) -> CorruptionSelection | None:
+    """The corrupted sets and the positions scored in each: a seeded stratified ``--limit`` subset, then
+    the ``--shard``, the same for every set so that the sets' metrics are of the same images."""
+    if cfg.corruption_data is None:
+        return None
+    from evalsuite.data.corruptions import load_corruption_sets
+
+    spec = cfg.corruption_data
+    sets = load_corruption_sets(
+        spec,
+        cfg.corruptions,
+        cfg.severities,
+        root=opts.data_root,
+        download=opts.download,
+        shape=id_full.input_shape,
+        seed=0,
+    )
+    first = sets[0].data
+    for cs in sets:
+        d = cs.data
+        if d.input_shape != id_full.input_shape:
+            raise DataError(
+                f"--corruption-data {cs.name} has images {d.input_shape}, the ID set {id_full.input_shape}"
+            )
+        if d.num_classes != id_full.num_classes:
+            raise DataError(
+                f"--corruption-data {cs.name} has {d.num_classes} classes, the ID set {id_full.num_classes}"
+            )
+        if len(d) != len(first) or not torch.equal(d.y, first.y):
+            raise DataError(f"--corruption-data {cs.name}: its labels differ from {sets[0].name}'s")
+    idx = _positions(len(first), cfg.limit, first.y, cfg.seed + 3, cfg.shard)
+    if len(idx) == 0:
+        raise UsageError(f"--corruption-data {spec}: the selection holds no examples")
+    return CorruptionSelection(spec, idx, first.y[idx], tuple(sets), len(first))
+
+
+def _corruption_record(cor: CorruptionSelection, loaded: Loaded, cfg: BatteryConfig) -> dict[str, Any]:
+    return {
+        "spec": cor.spec,
+        "fingerprint": loaded.corruption_fingerprint,
+        "corruptions": list(dict.fromkeys(cs.corruption for cs in cor.sets)),
+        "severities": sorted({cs.severity for cs in cor.sets}),
+        "sets": [cs.name for cs in cor.sets],
+        "n": len(cor.index),
+        "of": cor.of,
+        "limit": cfg.limit,
+        "subset_seed": cfg.seed + 3 if cfg.limit else None,
+        "subset_method": "stratified" if cfg.limit else None,
+        "generation_seed": 0 if cor.spec.startswith("corrupt:") else None,
+    }
 
 
 def _calib_split(loaded: Loaded, cfg: BatteryConfig, opts: EvalOptions) -> CalibSplit | None:

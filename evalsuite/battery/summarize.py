@@ -18,6 +18,12 @@ Array keys (the ``.npz`` written beside each result):
 - with temperature scaling: ``calib/index``, ``calib/labels``, ``calib/logits`` of the held-out split (not
   per test example), ``calib/temperature`` float64 [1], and ``id/ts/confidence``, ``id/ts/nll``,
   ``id/ts/brier`` float64 [N] after scaling
+- with ``--corruption-data``: ``corruption/index`` int64 [C] (positions in each corrupted set, the same for
+  every set), ``corruption/labels`` int64 [C], and per (corruption, severity) set
+  ``corruption/<c>/<s>/correct`` bool, ``/confidence`` and ``/nll`` float64 [C] (the logits are not kept);
+  ``corruption_severity/<s>/{correct,confidence,member}`` and
+  ``corruption_all/{correct,confidence,nll,member}``
+  concatenate the sets (of one severity; of all) in set order, ``member`` each example's set (re-derived)
 - ``robust/<attack>/<eps>/fooled_by/<sub>`` bool [N] (AutoAttack): the examples sub-attack ``<sub>``
   (``apgd-ce``, ``apgd-t``, ``fab-t``, ``square``, ...) fooled first
 """
@@ -87,6 +93,65 @@ def derive_scores(arrays: Arrays, scores: tuple[str, ...], ood_sets: list[str]) 
 
 
 GROUP_PREFIX = "ood_group/"
+CORRUPTION_PREFIX = "corruption/"
+# arrays concatenated from the corrupted sets' own: merge re-derives them
+CORRUPTION_DERIVED = ("corruption_severity/", "corruption_all/")
+
+
+def corruption_cells(arrays: Arrays) -> list[tuple[str, int]]:
+    """The (corruption, severity) sets ``arrays`` holds, in order of appearance."""
+    out: dict[tuple[str, int], None] = {}
+    for k in arrays:
+        parts = k.split("/")
+        if len(parts) == 4 and parts[0] == "corruption" and parts[3] in ("logits", "correct"):
+            out[(parts[1], int(parts[2]))] = None
+    return list(out)
+
+
+def derive_corruption(arrays: Arrays) -> Arrays:
+    """Per corrupted set, ``corruption/<c>/<s>/logits`` -> ``correct``, ``confidence``, ``nll`` (the logits
+    are dropped: they are 5 x 19 times the ID set's), then the concatenated arrays of the aggregates."""
+    out = dict(arrays)
+    labels = arrays.get("corruption/labels")
+    for c, s in corruption_cells(arrays):
+        key = f"corruption/{c}/{s}/logits"
+        if key not in out:
+            continue
+        assert labels is not None
+        logits = out.pop(key).astype(np.float64)
+        if np.isnan(logits).any():
+            raise ValueError(f"logits of corruption {c} severity {s} contain NaN")
+        logp = M.log_softmax(logits)
+        out[f"corruption/{c}/{s}/correct"] = logp.argmax(1) == labels
+        out[f"corruption/{c}/{s}/confidence"] = np.exp(logp.max(1))
+        out[f"corruption/{c}/{s}/nll"] = -logp[np.arange(len(labels)), labels]
+    return derive_corruption_aggregates(out)
+
+
+def derive_corruption_aggregates(arrays: Arrays) -> Arrays:
+    """A copy of ``arrays`` with ``corruption_severity/<s>/...`` and ``corruption_all/...`` (re)built from
+    the per-set arrays: each set's arrays concatenated in set order, ``member`` the set's position."""
+    out = {k: v for k, v in arrays.items() if not k.startswith(CORRUPTION_DERIVED)}
+    cells = corruption_cells(out)
+    if not cells:
+        return out
+
+    def concat(prefix: str, chosen: list[tuple[str, int]], leaves: tuple[str, ...]) -> None:
+        for leaf in leaves:
+            out[f"{prefix}/{leaf}"] = np.concatenate([out[f"corruption/{c}/{s}/{leaf}"] for c, s in chosen])
+        out[f"{prefix}/member"] = np.concatenate(
+            [
+                np.full(len(out[f"corruption/{c}/{s}/correct"]), j, dtype=np.int64)
+                for j, (c, s) in enumerate(chosen)
+            ]
+        )
+
+    concat("corruption_all", cells, ("correct", "confidence", "nll"))
+    for sev in sorted({s for _, s in cells}):
+        concat(
+            f"corruption_severity/{sev}", [(c, s) for c, s in cells if s == sev], ("correct", "confidence")
+        )
+    return out
 
 
 def derive_groups(arrays: Arrays, groups: dict[str, list[str]] | dict[str, tuple[str, ...]]) -> Arrays:
@@ -154,8 +219,10 @@ def metric_info(
     n_id: int,
     n_ood: dict[str, int],
     groups: dict[str, list[str]] | dict[str, tuple[str, ...]] | None = None,
+    n_corruption: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The catalogue's facts for every metric, and its sample size: ``n`` ID examples for metrics
+    """The catalogue's facts for every metric, and its sample size: ``n`` ID examples (``n_corruption``
+    images per corrupted set for the corruption metrics) for metrics
     computed from per-example arrays, plus ``n_ood`` for those that also use an OOD set's arrays; none for
     properties of the model (sparsity)."""
     info: dict[str, dict[str, Any]] = {}
@@ -168,7 +235,8 @@ def metric_info(
             "kind": fam.kind,
         }
         if fam.arrays:
-            entry["n"] = n_id
+            # a corruption metric's examples are the corrupted images of one set, not the ID ones
+            entry["n"] = n_corruption if fam.group == "corruption" else n_id
         if "set" in ref.params:
             entry["n_ood"] = n_ood.get(ref.params["set"])
         if "group" in ref.params and groups and ref.params["group"] in groups:

@@ -11,8 +11,9 @@ Adding a metric: one entry in :data:`FAMILIES` (below), its pure function in ``e
 test.
 
 Placeholders in patterns: ``{set}`` an OOD set name, ``{group}`` an OOD group (near, far), ``{score}`` an
-OOD score name, ``{attack}`` an attack name, ``{eps}`` an eps label (``8_255`` for 8/255, ``0.5``). Array
-templates use the same placeholders.
+OOD score name, ``{attack}`` an attack name, ``{eps}`` an eps label (``8_255`` for 8/255, ``0.5``; shown
+as ``8/255``), ``{corruption}`` a common corruption, ``{severity}`` its severity (1..5). Array templates
+use the same placeholders.
 """
 
 from __future__ import annotations
@@ -29,19 +30,20 @@ from evalsuite.metrics import classification as C
 from evalsuite.metrics import ood as O
 from evalsuite.metrics import temperature as T
 
-Group = Literal["clean", "calibration", "ood", "robust", "sparsity"]
+Group = Literal["clean", "calibration", "ood", "robust", "corruption", "sparsity"]
 Kind = Literal["proportion", "score", "count"]
 ValueCI = Literal["wilson", "bootstrap", "bootstrap2", "calibration_bound", "none"]
 PairedTest = Literal["mcnemar", "delong", "permutation", "permutation2", "none"]
 Merge = Literal["recompute", "equal"]
 Primary = Literal["always", "default_score", "largest_eps", "never"]
 
-GROUP_ORDER: tuple[Group, ...] = ("clean", "calibration", "ood", "robust", "sparsity")
+GROUP_ORDER: tuple[Group, ...] = ("clean", "calibration", "ood", "robust", "corruption", "sparsity")
 GROUP_TITLES: dict[str, str] = {
     "clean": "Clean accuracy and loss",
     "calibration": "Calibration",
     "ood": "OOD detection",
     "robust": "Adversarial robustness",
+    "corruption": "Corruption shift",
     "sparsity": "Sparsity audit",
 }
 # the OOD score whose AUROC is in the primary family (the maximum-softmax baseline, Hendrycks & Gimpel 2017)
@@ -149,8 +151,12 @@ class MetricRef:
         return functools.partial(fn, n_bins=n_bins) if self.family.uses_bins else fn
 
     def display(self) -> str:
-        """The metric's display label, the family's template filled with its parameters."""
-        return self.family.display.format(**self.params)
+        """The metric's display label, the family's template filled with its parameters (an eps token
+        ``8_255`` shown as ``8/255``)."""
+        params = dict(self.params)
+        if "eps" in params:
+            params["eps"] = eps_display(params["eps"])
+        return self.family.display.format(**params)
 
 
 @functools.lru_cache(maxsize=256)
@@ -248,6 +254,151 @@ def _calibration(
         uses_bins=True,
         bounds=(0.0, 1.0),
     )
+
+
+def cell_mean(metric: Callable[..., float], bins: bool = False) -> Callable[..., float]:
+    """The mean of ``metric`` over the corrupted sets (cells) concatenated in ``arrays``: ``fn(*arrays,
+    member)``, ``member`` each example's cell; every cell weighs the same (Hendrycks & Dietterich's means).
+    With ``bins`` the function takes ``n_bins`` (calibration errors)."""
+
+    def fn(*arrays: np.ndarray, n_bins: int = C.DEFAULT_BINS) -> float:
+        *xs, member = arrays
+        kw = {"n_bins": n_bins} if bins else {}
+        return float(np.mean([metric(*(x[member == j] for x in xs), **kw) for j in np.unique(member)]))
+
+    fn.__name__ = f"cell_mean_{getattr(metric, '__name__', 'metric')}"
+    return fn
+
+
+_CORRUPTION_DEF = "on the corrupted test images (--corruption-data)"
+
+
+def _corruption(
+    key: str,
+    pattern: str,
+    leaf: Literal["accuracy", "nll", "ece"],
+    arrays_prefix: str,
+    display: str,
+    definition: str,
+) -> MetricFamily:
+    """A corruption-shift family: one corrupted set (``arrays_prefix``
+    ``corruption/{corruption}/{severity}``), or a mean over sets (arrays concatenated with a ``member``
+    array), of accuracy, NLL or ECE."""
+    cell = arrays_prefix.startswith("corruption/")
+    arrays = {
+        "accuracy": (f"{arrays_prefix}/correct",),
+        "nll": (f"{arrays_prefix}/nll",),
+        "ece": (f"{arrays_prefix}/confidence", f"{arrays_prefix}/correct"),
+    }[leaf]
+    fns: dict[str, Callable[..., float]] = {"accuracy": mean, "nll": mean, "ece": C.ece}
+    fn = fns[leaf]
+    if not cell:
+        arrays = (*arrays, f"{arrays_prefix}/member")
+        fn = cell_mean(fn, bins=leaf == "ece")
+    # a single set's values get the clean metrics' intervals; a mean over sets (the same images under
+    # every corruption, so not independent draws) the basic bootstrap over examples of all cells jointly
+    cis: dict[str, ValueCI] = {"accuracy": "wilson", "nll": "bootstrap", "ece": "calibration_bound"}
+    value_ci = cis[leaf]
+    paired: PairedTest = "mcnemar" if leaf == "accuracy" else "permutation"
+    if not cell:
+        value_ci, paired = "bootstrap", "permutation"
+    return MetricFamily(
+        key=key,
+        pattern=pattern,
+        group="corruption",
+        higher_is_better=leaf == "accuracy",
+        kind="score" if leaf == "nll" else "proportion",
+        arrays=arrays,
+        value_ci=value_ci,
+        paired_test=paired,
+        merge="recompute",
+        primary="never",
+        display=display,
+        definition=f"{definition} {_CORRUPTION_DEF}",
+        fn=fn,
+        uses_bins=leaf == "ece",
+        bounds=(0.0, None) if leaf == "nll" else (0.0, 1.0),
+    )
+
+
+def _corruption_families() -> tuple[MetricFamily, ...]:
+    # the aggregates come first: lookup takes the first family that matches, and the per-set pattern
+    # corruption/{corruption}/{severity}/m would also match corruption/severity/3/m
+    what = {"accuracy": "top-1 accuracy", "nll": "NLL (nats)", "ece": "ECE (equal-width bins)"}
+    shown = {"accuracy": "accuracy", "nll": "NLL", "ece": "ECE"}
+    Leaf = Literal["accuracy", "nll", "ece"]
+    # (key, pattern, array prefix, display, definition) per leaf
+    kinds: tuple[tuple[tuple[Leaf, ...], str, str, str, str, str], ...] = (
+        (
+            ("accuracy", "ece"),
+            "corruption_severity_{leaf}",
+            "corruption/severity/{{severity}}/{leaf}",
+            "corruption_severity/{{severity}}",
+            "corruption severity {{severity}} {shown} (mean)",
+            "mean over corruptions of the {what} at this severity,",
+        ),
+        (
+            ("accuracy", "nll", "ece"),
+            "corruption_mean_{leaf}",
+            "corruption/mean/{leaf}",
+            "corruption_all",
+            "mean corruption {shown}",
+            "mean over every (corruption, severity) set of its {what},",
+        ),
+        (
+            ("accuracy", "nll", "ece"),
+            "corruption_{leaf}",
+            "corruption/{{corruption}}/{{severity}}/{leaf}",
+            "corruption/{{corruption}}/{{severity}}",
+            "{{corruption}} severity {{severity}} {shown}",
+            "{what} of one corruption at one severity,",
+        ),
+    )
+    out = [
+        _corruption(
+            key.format(leaf=leaf),
+            pattern.format(leaf=leaf),
+            leaf,
+            prefix.format(),
+            disp.format(shown=shown[leaf]),
+            definition.format(what=what[leaf]),
+        )
+        for leaves, key, pattern, prefix, disp, definition in kinds
+        for leaf in leaves
+    ]
+    for key, display, definition in (
+        (
+            "mce",
+            "mCE",
+            "mean over corruptions of CE = sum over severities of error / the reference's (a ratio, "
+            "1.0 for the reference; Hendrycks & Dietterich 2019 with the comparison's reference as the "
+            "baseline); computed by compare, descriptive",
+        ),
+        (
+            "relative_mce",
+            "relative mCE",
+            "mean over corruptions of the accuracy lost to the corruption (summed over severities) / the "
+            "reference's; computed by compare, descriptive",
+        ),
+    ):
+        out.append(
+            MetricFamily(
+                key=f"corruption_{key}",
+                pattern=f"corruption/{key}",
+                group="corruption",
+                higher_is_better=False,
+                kind="score",
+                arrays=(),
+                value_ci="none",
+                paired_test="none",
+                merge="equal",
+                primary="never",
+                display=display,
+                definition=definition,
+                bounds=(0.0, None) if key == "mce" else (None, None),
+            )
+        )
+    return tuple(out)
 
 
 def _sparsity(leaf: str, kind: Kind, display: str, definition: str) -> MetricFamily:
@@ -492,6 +643,7 @@ FAMILIES: tuple[MetricFamily, ...] = (
         fn=mean,
         bounds=(0.0, 1.0),
     ),
+    *_corruption_families(),
     _sparsity("density", "proportion", "density", "fraction of prunable weights that are nonzero"),
     _sparsity("mask_density", "proportion", "mask density", "fraction of prunable weights the mask keeps"),
     _sparsity("masked_nonzero", "count", "masked nonzero", "weights the mask prunes that are not zero"),
@@ -601,6 +753,12 @@ def eps_value(label: str) -> float:
     return float(k) / float(d) if sep else float(label)
 
 
+def eps_display(label: str) -> str:
+    """``'8_255'`` -> ``'8/255'``, ``'0.5'`` -> ``'0.5'``: an eps label as a reader writes it."""
+    k, sep, d = label.partition("_")
+    return f"{k}/{d}" if sep else label
+
+
 def describe(families: Iterable[MetricFamily] = FAMILIES) -> list[dict[str, Any]]:
     """One plain row per family (for ``evalsuite ls metrics`` and report legends)."""
     return [
@@ -645,6 +803,7 @@ _CALIBRATION_BOUND: dict[str, tuple[Literal["ece", "mce"], Literal["uniform", "a
     "mce": ("mce", "uniform"),
     "ts_ece": ("ece", "uniform"),
     "ts_ece_adaptive": ("ece", "adaptive"),
+    "corruption_ece": ("ece", "uniform"),
 }
 
 

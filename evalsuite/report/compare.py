@@ -31,6 +31,7 @@ from scipy import stats as sps
 from evalsuite.core.errors import EvalsuiteError, UsageError
 from evalsuite.core.results import EvalResult, ModelEntry
 from evalsuite.metrics import catalogue as K
+from evalsuite.metrics import corruption as CR
 from evalsuite.metrics import inference as I
 from evalsuite.metrics import stats as S
 from evalsuite.report.model import (
@@ -588,6 +589,12 @@ def build_comparison(
     others = [e for e in ok if e is not ref]
     n_bins = _n_bins(ref)
     metric_names = _ordered_metrics(ok)
+    # mCE is relative to the reference, so it exists only in a comparison
+    extra = corruption_errors(ok, ref)
+    if extra:
+        # after the battery's corruption metrics, before the next group
+        at = max(i for i, n in enumerate(metric_names) if K.group_of(n) == "corruption") + 1
+        metric_names = [*metric_names[:at], *extra, *metric_names[at:]]
     families = metric_families(metric_names, s.primary)
     m_fam = {f: sum(1 for n in metric_names if families[n] is f) for f in Family}
     values: dict[str, dict[str, Value]] = {}
@@ -596,6 +603,15 @@ def build_comparison(
     for name in metric_names:
         mref = K.find(name)
         values[name], raw[name] = {}, {}
+        if name in extra:
+            base = extra[name].get(ref.name)
+            for e in ok:
+                if e.name in extra[name]:
+                    v = extra[name][e.name]
+                    values[name][e.name] = Value(_f(v))
+                    if e is not ref and base is not None:
+                        raw[name][e.name] = {"delta": v - base, "test": "none (descriptive)"}
+            continue
         ref_arr = _arrays(ref, mref)
         for e in ok:
             assert e.result is not None
@@ -629,6 +645,46 @@ def build_comparison(
         },
         plots=_json_copy(plot_data(ok, s.plot)),
     )
+
+
+def _accuracy_grid(result: EvalResult) -> dict[tuple[str, int], float]:
+    """``(corruption, severity) -> accuracy`` of a result's per-set corruption accuracies."""
+    grid = {}
+    for name, v in result.metrics.items():
+        ref = K.find(name)
+        if ref is not None and ref.family.key == "corruption_accuracy":
+            grid[(ref.params["corruption"], int(ref.params["severity"]))] = float(v)
+    return grid
+
+
+def corruption_errors(entries: Sequence[ModelEntry], ref: ModelEntry) -> dict[str, dict[str, float]]:
+    """``corruption/mce`` and ``corruption/relative_mce`` of every entry against the reference (which
+    scores 1.0), from each result's per-set accuracies; relative mCE also needs the clean accuracies.
+    Empty when the reference has no corruption accuracies; an entry whose grid differs is left out."""
+    assert ref.result is not None
+    ref_grid = _accuracy_grid(ref.result)
+    if not ref_grid:
+        return {}
+    ref_clean = ref.result.metrics.get("accuracy")
+    out: dict[str, dict[str, float]] = {"corruption/mce": {}, "corruption/relative_mce": {}}
+    for e in entries:
+        assert e.result is not None
+        grid = _accuracy_grid(e.result)
+        clean = e.result.metrics.get("accuracy")
+        both = clean is not None and ref_clean is not None
+        try:
+            m = CR.corruption_metrics(
+                {"accuracy": grid},
+                ref_acc=ref_grid,
+                clean_acc=clean if both else None,
+                ref_clean_acc=ref_clean if both else None,
+            )
+        except ValueError:
+            continue
+        for name in out:
+            if name in m:
+                out[name][e.name] = m[name]
+    return {k: v for k, v in out.items() if v}
 
 
 def _basis(result: EvalResult) -> str:

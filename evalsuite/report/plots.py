@@ -395,6 +395,45 @@ def layer_density_figure(comp: Comparison) -> Figure | None:
     return fig
 
 
+# ---------------------------------------------------------------- corruption shift
+
+
+def corruption_figure(comp: Comparison) -> Figure | None:
+    """Accuracy and ECE against corruption severity (mean over corruptions), one line per model, from
+    the ``corruption/severity/<s>/{accuracy,ece}`` rows; severity 0 is the clean test set where measured."""
+    sevs = sorted(
+        {
+            int(ref.params["severity"])
+            for row in comp.get("metrics", [])
+            if (ref := K.find(str(row.get("name")))) is not None
+            and ref.family.key in ("corruption_severity_accuracy", "corruption_severity_ece")
+        }
+    )
+    if not sevs:
+        return None
+    colors = _colors(comp)
+    fig, axes = _new_figure(1, 2, (3.8, 3.2))
+    for ax, leaf, label in zip(axes, ("accuracy", "ece"), ("accuracy", "ECE")):
+        drawn = False
+        for m in ok_models(comp):
+            pts = [(0, _metric_value(comp, leaf, m))]
+            pts += [(s, _metric_value(comp, f"corruption/severity/{s}/{leaf}", m)) for s in sevs]
+            kept = [(x, y) for x, y in pts if y is not None]
+            if not any(x > 0 for x, _ in kept):
+                continue
+            ax.plot([x for x, _ in kept], [y for _, y in kept], marker="o", ms=4, color=colors[m], label=m)
+            drawn = True
+        ax.set_xticks([0, *sevs])
+        ax.set_xticklabels(["clean", *(str(s) for s in sevs)])
+        ax.set_xlabel("corruption severity")
+        ax.set_ylabel(f"{label} (mean over corruptions)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=7, frameon=False, title="model", title_fontsize=7)
+    return fig
+
+
 # ---------------------------------------------------------------- entry points
 
 _BUILDERS = {
@@ -403,12 +442,13 @@ _BUILDERS = {
     "ood_roc": roc_figure,
     "ood_hist": hist_figure,
     "layer_density": layer_density_figure,
+    "corruption": corruption_figure,
 }
 
 
 def make_plots(comp: TypedComparison | Mapping[str, Any]) -> dict[str, Figure]:
     """Every figure the comparison has data for, by name (reliability, robust, ood_roc, ood_hist,
-    layer_density)."""
+    layer_density, corruption)."""
     comp = _json_form(comp)
     figs = {}
     for name, build in _BUILDERS.items():

@@ -10,6 +10,7 @@ _GROUP_TITLES = {
     "calibration": "calibration",
     "ood": "OOD detection",
     "robust": "adversarial robustness",
+    "corruption": "corruption shift",
     "sparsity": "sparsity",
 }
 

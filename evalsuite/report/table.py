@@ -33,6 +33,7 @@ GROUP_TITLES = {
     "calibration": "Calibration",
     "ood": "OOD detection",
     "robust": "Adversarial robustness",
+    "corruption": "Corruption shift",
     "sparsity": "Sparsity",
 }
 VERDICT_WORDS = {

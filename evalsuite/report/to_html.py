@@ -48,6 +48,8 @@ PLOT_TITLES = {
     "ood_hist": "OOD detection: score histograms of ID and OOD examples (MSP drawn as 1 − max softmax on "
     "a log axis, so confidences piled up near 1 stay apart)",
     "layer_density": "Per-layer density, layers in execution order (depth), aligned across models",
+    "corruption": "Corruption shift: accuracy and ECE against severity (mean over the corruptions; "
+    "clean = the uncorrupted test set)",
 }
 
 
