@@ -945,8 +945,6 @@ def _bench_study_view(args: argparse.Namespace) -> int:
         width = max(len(j.name) for j in plan.jobs)
         rev = plan.revision or "unknown"
         print(f"study {plan.suite}: {len(plan.jobs)} jobs (git revision {rev}; job ids hash the code itself)")
-        for note in plan.notes:
-            print(f"note: {note}")
         print("axes:")
         print("\n".join(axis_summary(plan)))
         print("jobs (id, name, dense twin):")

@@ -47,7 +47,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from evalsuite.core.errors import UsageError
@@ -143,7 +143,6 @@ class Plan:
     jobs: tuple[JobSpec, ...]
     axes: tuple[str, ...]
     revision: str | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def by_id(self) -> dict[str, JobSpec]:
         """{job id: job}."""
@@ -497,5 +496,4 @@ def expand(
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise UsageError(f"{where}: two jobs share the name {dup[0]!r}; give them different axes")
-    notes: list[str] = []
-    return Plan(suite=suite, jobs=link_twins(jobs), axes=space.axes, revision=rev, notes=tuple(notes))
+    return Plan(suite=suite, jobs=link_twins(jobs), axes=space.axes, revision=rev)

@@ -377,8 +377,6 @@ def run_study(
     not closed here; ``on_land(job_id, state)`` is called after each job's store write."""
     ov = ov or Overrides()
     plan = plan_suite(suite, ov)
-    for note in plan.notes:
-        log.warning("%s", note)
     runs = Path(runs_dir) if runs_dir is not None else default_runs_dir(suite)
     store_path = Path(store_path)
     if store_path.exists():
