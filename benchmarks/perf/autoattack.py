@@ -1,6 +1,7 @@
 """AutoAttack through evalsuite (the battery's bookkeeping, clean-correct examples only, one package call per
 sub-attack) vs the package's ``run_standard_evaluation`` run directly on all examples: time ratio and robust
-accuracy, on the pretrained ResNet-20 and the first N CIFAR-10 test images.
+accuracy, on the pretrained ResNet-20 and a seeded stratified subset of N CIFAR-10 test images (the npz
+is sorted by class, so a prefix would be one class).
 
     python benchmarks/perf/autoattack.py --n 500 --version standard       # the full thing (GPU)
     python benchmarks/perf/autoattack.py --n 100 --quick                  # CPU: APGD-CE + APGD-T, 20 steps
@@ -24,6 +25,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]
 from _shared import CIFAR_TEST, MODEL, load_resnet20
 
 from evalsuite.attacks.autoattack import make_adversary, run_autoattack
+from evalsuite.data.base import stratified_indices
 
 
 def _adversary(model: torch.nn.Module, eps: float, version: str, quick: bool, seed: int) -> Any:
@@ -49,8 +51,9 @@ def main() -> None:
     a = p.parse_args()
     model = load_resnet20(MODEL)
     d = np.load(CIFAR_TEST)
-    x = (torch.from_numpy(d["x"][: a.n]).permute(0, 3, 1, 2).float() / 255).contiguous()
-    y = torch.from_numpy(d["y"][: a.n]).long()
+    idx = stratified_indices(torch.from_numpy(d["y"]), a.n, seed=a.seed).numpy()
+    x = (torch.from_numpy(d["x"][idx]).permute(0, 3, 1, 2).float() / 255).contiguous()
+    y = torch.from_numpy(d["y"][idx]).long()
 
     t = time.perf_counter()
     with torch.no_grad():

@@ -21,9 +21,10 @@ Array keys (the ``.npz`` written beside each result):
 - with ``--corruption-data``: ``corruption/index`` int64 [C] (positions in each corrupted set, the same for
   every set), ``corruption/labels`` int64 [C], and per (corruption, severity) set
   ``corruption/<c>/<s>/correct`` bool, ``/confidence`` and ``/nll`` float64 [C] (the logits are not kept);
-  ``corruption_severity/<s>/{correct,confidence,member}`` and
-  ``corruption_all/{correct,confidence,nll,member}``
-  concatenate the sets (of one severity; of all) in set order, ``member`` each example's set (re-derived)
+  ``corruption_severity/<s>/{correct,confidence}`` and ``corruption_all/{correct,confidence,nll}`` [C, S]
+  stack the sets (of one severity; of all) as columns sorted by (corruption, severity), one row per image
+  (re-derived): the same images appear under every corruption, so the image, not the (image, set) pair,
+  is the unit that intervals resample and permutation tests swap
 - ``robust/<attack>/<eps>/fooled_by/<sub>`` bool [N] (AutoAttack): the examples sub-attack ``<sub>``
   (``apgd-ce``, ``apgd-t``, ``fab-t``, ``square``, ...) fooled first
 """
@@ -130,27 +131,24 @@ def derive_corruption(arrays: Arrays) -> Arrays:
 
 def derive_corruption_aggregates(arrays: Arrays) -> Arrays:
     """A copy of ``arrays`` with ``corruption_severity/<s>/...`` and ``corruption_all/...`` (re)built from
-    the per-set arrays: each set's arrays concatenated in set order, ``member`` the set's position."""
+    the per-set arrays: [C, S] with one column per set, sorted by (corruption, severity), and one row per
+    image, so resampling and swapping rows moves an image under every corruption at once (a cluster
+    bootstrap and a cluster permutation test). Stacking the sets end to end instead would treat the S
+    copies of an image as S independent draws and make the aggregates' intervals too narrow."""
     out = {k: v for k, v in arrays.items() if not k.startswith(CORRUPTION_DERIVED)}
-    cells = corruption_cells(out)
+    # a fixed column order, whatever order the keys arrived in (a merged result lists them differently),
+    # so two models' columns pair up in compare
+    cells = sorted(corruption_cells(out))
     if not cells:
         return out
 
-    def concat(prefix: str, chosen: list[tuple[str, int]], leaves: tuple[str, ...]) -> None:
+    def stack(prefix: str, chosen: list[tuple[str, int]], leaves: tuple[str, ...]) -> None:
         for leaf in leaves:
-            out[f"{prefix}/{leaf}"] = np.concatenate([out[f"corruption/{c}/{s}/{leaf}"] for c, s in chosen])
-        out[f"{prefix}/member"] = np.concatenate(
-            [
-                np.full(len(out[f"corruption/{c}/{s}/correct"]), j, dtype=np.int64)
-                for j, (c, s) in enumerate(chosen)
-            ]
-        )
+            out[f"{prefix}/{leaf}"] = np.stack([out[f"corruption/{c}/{s}/{leaf}"] for c, s in chosen], axis=1)
 
-    concat("corruption_all", cells, ("correct", "confidence", "nll"))
+    stack("corruption_all", cells, ("correct", "confidence", "nll"))
     for sev in sorted({s for _, s in cells}):
-        concat(
-            f"corruption_severity/{sev}", [(c, s) for c, s in cells if s == sev], ("correct", "confidence")
-        )
+        stack(f"corruption_severity/{sev}", [(c, s) for c, s in cells if s == sev], ("correct", "confidence"))
     return out
 
 

@@ -257,14 +257,18 @@ def _calibration(
 
 
 def cell_mean(metric: Callable[..., float], bins: bool = False) -> Callable[..., float]:
-    """The mean of ``metric`` over the corrupted sets (cells) concatenated in ``arrays``: ``fn(*arrays,
-    member)``, ``member`` each example's cell; every cell weighs the same (Hendrycks & Dietterich's means).
-    With ``bins`` the function takes ``n_bins`` (calibration errors)."""
+    """The mean of ``metric`` over the corrupted sets (cells) stacked as the columns of ``arrays`` (each
+    [N images, S cells]); every cell weighs the same (Hendrycks & Dietterich's means). With ``bins`` the
+    function takes ``n_bins`` (calibration errors)."""
 
     def fn(*arrays: np.ndarray, n_bins: int = C.DEFAULT_BINS) -> float:
-        *xs, member = arrays
         kw = {"n_bins": n_bins} if bins else {}
-        return float(np.mean([metric(*(x[member == j] for x in xs), **kw) for j in np.unique(member)]))
+        if any(np.ndim(x) != 2 for x in arrays):
+            raise ValueError(
+                "corruption aggregates need [images, sets] arrays; this result was written by an earlier "
+                "evalsuite (stacked sets): re-run `evalsuite merge` or the evaluation"
+            )
+        return float(np.mean([metric(*(x[:, j] for x in arrays), **kw) for j in range(arrays[0].shape[1])]))
 
     fn.__name__ = f"cell_mean_{getattr(metric, '__name__', 'metric')}"
     return fn
@@ -293,10 +297,10 @@ def _corruption(
     fns: dict[str, Callable[..., float]] = {"accuracy": mean, "nll": mean, "ece": C.ece}
     fn = fns[leaf]
     if not cell:
-        arrays = (*arrays, f"{arrays_prefix}/member")
         fn = cell_mean(fn, bins=leaf == "ece")
     # a single set's values get the clean metrics' intervals; a mean over sets (the same images under
-    # every corruption, so not independent draws) the basic bootstrap over examples of all cells jointly
+    # every corruption, so not independent draws) the basic bootstrap and the permutation test over images,
+    # each image carrying its row of every set (a cluster bootstrap / cluster permutation)
     cis: dict[str, ValueCI] = {"accuracy": "wilson", "nll": "bootstrap", "ece": "calibration_bound"}
     value_ci = cis[leaf]
     paired: PairedTest = "mcnemar" if leaf == "accuracy" else "permutation"

@@ -22,6 +22,7 @@ from evalsuite.data.corruptions import load_corruption_sets, write_corruption_fo
 from evalsuite.metrics import catalogue as K
 from evalsuite.metrics import classification as C
 from evalsuite.metrics import corruption as CR
+from evalsuite.metrics import inference as I
 from evalsuite.models.checkpoint import load_checkpoint
 from evalsuite.report.compare import build_comparison
 
@@ -148,7 +149,9 @@ def test_shards_merge_to_the_whole(dense: tuple, tmp_path: Path) -> None:
     for name, v in whole.metrics.items():
         assert merged.metrics[name] == pytest.approx(v, abs=1e-12), name
     assert np.array_equal(arrays["corruption/index"], whole_arrays["corruption/index"])
-    assert np.array_equal(arrays["corruption_all/member"], whole_arrays["corruption_all/member"])
+    assert np.array_equal(arrays["corruption_all/correct"], whole_arrays["corruption_all/correct"])
+    # one row per image, one column per (corruption, severity) set
+    assert arrays["corruption_all/correct"].shape == (90, len(CFG.corruptions) * len(CFG.severities))
     assert merged.data["corruption"]["n"] == 90
 
 
@@ -192,3 +195,46 @@ def test_compare_cli_shows_the_rows(tmp_path: Path, capsys: pytest.CaptureFixtur
     names = [row["name"] for row in comp["metrics"]]
     assert "corruption/fog/2/nll" in names and "corruption/severity/2/ece" in names
     assert names.index("corruption/mce") > names.index("corruption/fog/2/ece")
+
+
+def _cells(correct: np.ndarray, names: tuple[str, ...], sevs: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Per-set arrays where every set repeats the same per-image outcome (an image right under one
+    corruption is right under all): the aggregates then carry no more information than one set."""
+    conf = np.where(correct, 0.9, 0.6)
+    out: dict[str, np.ndarray] = {"corruption/labels": np.zeros(len(correct), dtype=np.int64)}
+    for c in names:
+        for s in sevs:
+            out[f"corruption/{c}/{s}/correct"] = correct.copy()
+            out[f"corruption/{c}/{s}/confidence"] = conf.copy()
+            out[f"corruption/{c}/{s}/nll"] = -np.log(np.where(correct, 0.9, 0.1))
+    return out
+
+
+def test_aggregate_intervals_and_tests_resample_images_not_image_set_pairs() -> None:
+    """The same images appear under every corruption, so the mean over sets is no more precise than one
+    set when the sets agree. A bootstrap or permutation over the stacked (image, set) rows would shrink the
+    interval by about sqrt(sets) and make p far smaller; resampling images gives one set's numbers exactly."""
+    from evalsuite.battery.summarize import derive_corruption_aggregates
+    from evalsuite.report.compare import CompareSettings, metric_value, paired_delta
+
+    rng = np.random.default_rng(0)
+    names, sevs = ("fog", "snow", "frost", "blur"), (1, 3, 5)
+    a = derive_corruption_aggregates(_cells(rng.random(120) < 0.7, names, sevs))
+    b = derive_corruption_aggregates(_cells(rng.random(120) < 0.6, names, sevs))
+    assert a["corruption_all/correct"].shape == (120, 12)
+    s = CompareSettings(n_boot=500, n_perm=500)
+    for leaf, one_set in (("nll", "corruption/fog/1/nll"), ("accuracy", "corruption/fog/1/correct")):
+        arr = [a[f"corruption_all/{'correct' if leaf == 'accuracy' else leaf}"]]
+        v = metric_value(f"corruption/mean/{leaf}", None, arr, 15, s)
+        single = I.value_ci(np.mean, [a[one_set].astype(np.float64)], "basic", 500, 0.95, 0)
+        assert v.n == 120
+        assert (v.ci_low, v.ci_high) == pytest.approx((single["ci_low"], single["ci_high"]), abs=1e-12), leaf
+        # the old layout: the 12 sets end to end, rows resampled independently
+        stacked = I.value_ci(np.mean, [np.concatenate([a[one_set]] * 12).astype(np.float64)], "basic", 500)
+        assert stacked["ci_high"] - stacked["ci_low"] < 0.5 * (v.ci_high - v.ci_low)
+    key = "corruption_all/correct"
+    d = paired_delta("corruption/mean/accuracy", [a[key]], [b[key]], 15, s)
+    fog_a, fog_b = a["corruption/fog/1/correct"], b["corruption/fog/1/correct"]
+    one = I.permutation_test(np.mean, [fog_a.astype(np.float64)], [fog_b.astype(np.float64)], n_perm=500)
+    assert d["p_value"] == pytest.approx(one["p_value"], abs=1e-12)
+    assert d["delta"] == pytest.approx(one["delta"], abs=1e-12)
