@@ -257,6 +257,12 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         help="AutoAttack version for --attacks autoattack,autoattack_l2 (needs evalsuite[autoattack])",
     )
     b.add_argument(
+        "--aa-cascade",
+        action="store_true",
+        help="AutoAttack only the examples no other attack of its norm (at that eps or below) has fooled: "
+        "robust accuracy against the union of the attacks, much cheaper; default: the package's own number",
+    )
+    b.add_argument(
         "--calibrate",
         choices=("temperature",),
         help="also report calibration after temperature scaling (calibration/ts/...), fit on held-out data",
@@ -320,6 +326,7 @@ def _battery_config(args: argparse.Namespace) -> Any:
         pgd_restarts=args.pgd_restarts,
         pgd_rel_stepsize=args.pgd_step_size,
         aa_version=args.aa_version,
+        aa_cascade=args.aa_cascade,
         ood_scores=parse_list(args.ood_scores),
         n_bins=args.bins,
         seed=args.seed,

@@ -134,6 +134,9 @@ class AttackConfig:
     AutoAttack runs the package's own settings for ``version`` (standard | plus | rand; default standard):
     the PGD fields do not apply, and its config holds steps 1, rel_stepsize 1, restarts 1, no random start
     so that results do not record PGD settings it never used. ``version`` is None for every other attack.
+    ``cascade`` (AutoAttack only): attack only the examples that no other attack of the same norm (at this
+    eps or a smaller one) and no smaller eps of this AutoAttack has fooled already; see
+    ``robust._run_autoattack``.
     """
 
     name: str
@@ -144,9 +147,12 @@ class AttackConfig:
     random_start: bool = True
     seed: int = 0
     version: str | None = None
+    cascade: bool = False
 
     def __post_init__(self) -> None:
         spec = ATTACKS.get(self.name)  # UsageError naming the known attacks
+        if spec.engine != "autoattack":
+            object.__setattr__(self, "cascade", False)
         if spec.engine == "autoattack":
             version = "standard" if self.version is None else self.version
             if version not in AA_VERSIONS:

@@ -56,6 +56,7 @@ class BatteryConfig:
     pgd_restarts: int = 1
     pgd_rel_stepsize: float = 0.25
     aa_version: str = "standard"
+    aa_cascade: bool = False
     ood_scores: tuple[str, ...] = DEFAULT_OOD_SCORES
     n_bins: int = 15
     seed: int = 0
@@ -188,6 +189,7 @@ class BatteryConfig:
                         restarts=self.pgd_restarts,
                         seed=self.seed,
                         version=self.aa_version,
+                        cascade=self.aa_cascade,
                     )
                 )
         return tuple(configs)

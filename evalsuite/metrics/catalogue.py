@@ -643,7 +643,8 @@ FAMILIES: tuple[MetricFamily, ...] = (
         primary="never",
         display="{attack} at eps {eps}: fooled first by {sub}",
         definition="AutoAttack: fraction of test examples this sub-attack (apgd-ce, apgd-t, fab-t, square, "
-        "...) fooled first, the earlier sub-attacks having left them standing (descriptive)",
+        "...) fooled first, the earlier sub-attacks having left them standing; with --aa-cascade, 'earlier' "
+        "counts those another attack of the norm had fooled at that eps or below (descriptive)",
         fn=mean,
         bounds=(0.0, 1.0),
     ),

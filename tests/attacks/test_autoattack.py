@@ -124,6 +124,11 @@ def test_config_versions() -> None:
         AttackConfig("autoattack", (0.1,), version="custom")
     with pytest.raises(UsageError, match="unknown AutoAttack version"):
         make_adversary(nn.Linear(2, 2), 0.1, "linf", "fast", 0, "cpu")
+    from evalsuite.battery import BatteryConfig
+
+    cfgs = BatteryConfig(attacks="pgd_linf,autoattack", aa_cascade=True).attack_configs()
+    assert [(c.name, c.cascade) for c in cfgs] == [("pgd_linf", False), ("autoattack", True)]
+    assert not any(c.cascade for c in BatteryConfig(attacks="pgd_linf,autoattack").attack_configs())
 
 
 def _cell(attack: str, robust: list[bool]) -> AttackOutcome:
@@ -147,3 +152,37 @@ def test_aa_over_pgd_flag() -> None:
     assert any("AutoAttack <= PGD" in f for f in flags[("autoattack", 0.1)])
     l2 = {("autoattack_l2", 0.1): _cell("autoattack_l2", many.robust.tolist()), ("pgd_linf", 0.1): pgd}
     assert ("autoattack_l2", 0.1) not in sanity_flags(l2, cc, {})  # checked against PGD of its own norm
+
+
+def test_cascade_attacks_only_what_nothing_fooled_and_equals_the_package_on_those(
+    digits_model: Digits,
+) -> None:
+    """--aa-cascade: AutoAttack runs on the clean-correct examples that PGD (at this eps or below) and
+    AutoAttack at a smaller eps left standing, and on those it is exactly the package's own evaluation."""
+    model, x, y = digits_model
+    x, y = x[:10], y[:10]
+    eps = (0.08, 0.15)
+    pgd = AttackConfig("pgd_linf", eps, steps=5, seed=3)
+    aa = AttackConfig("autoattack", eps, seed=3, cascade=True)
+    assert AttackConfig("pgd_linf", eps, cascade=True).cascade is False  # AutoAttack only
+    # listed first, run last: the cascade needs PGD's outcomes
+    res = run_attacks(model, x, y, None, [aa, pgd], batch_size=250, seed=3)
+    cc = res.clean_correct
+    standing = cc.clone()
+    for e in eps:
+        standing &= res.outcomes[("pgd_linf", e)].robust
+        out = res.outcomes[("autoattack", e)]
+        assert torch.equal(out.fooled_by["earlier"], cc & ~standing)
+        assert out.attacked == int(standing.sum()) > 0
+        index = standing.nonzero().flatten()
+        _, y_adv = AutoAttack(model, eps=e, norm="Linf", seed=3, version="standard").run_standard_evaluation(
+            x[index], y[index], batch_size=250
+        )
+        expected = torch.zeros_like(cc)
+        expected[index] = (y_adv == y[index]).cpu()
+        assert torch.equal(out.robust, expected), e
+        hits = torch.stack(list(out.fooled_by.values()))
+        assert torch.equal(hits.sum(0) == 1, cc & ~out.robust)  # each fooled example counted once
+        standing = out.robust.clone()
+    assert int(res.outcomes[("autoattack", eps[0])].fooled_by["earlier"].sum()) > 0  # PGD did fool some
+    assert not any("AutoAttack <= PGD" in f for f in res.flags)
