@@ -92,13 +92,19 @@ ATTACK_CONVENTION = (
     "single-step FGSM at each eps; autoattack(_l2) is the reference package (pyautoattack) at each eps on "
     "the clean-correct examples, seeded with the battery seed, no cascade"
 )
+AA_CASCADE_CONVENTION = (
+    "; with --aa-cascade autoattack(_l2) attacks only what fgsm/pgd of its norm at that eps or below and "
+    "itself at a smaller eps left standing, counting the rest fooled (fooled_by/earlier): robust accuracy "
+    "against the union of the attacks"
+)
 
 CORRUPTION_CONVENTION = (
     "corruption/<c>/<s>/{accuracy,nll,ece} are measured on corrupted set c at severity s "
     "(--corruption-data), "
     "every set on the same positions (--limit: a seeded stratified subset, then --shard); "
     "corruption/mean/<m> and corruption/severity/<s>/<m> weigh every set the same (mean of the per-set "
-    "values); corrupt:SPEC generates the images with imagecorruptions (ImageNet-C parameters) seeded with 0"
+    "values), and their intervals and permutation tests resample whole images (each with all its corrupted "
+    "copies); corrupt:SPEC generates the images with imagecorruptions (ImageNet-C parameters) seeded with 0"
 )
 
 OOD_GROUP_CONVENTION = (
@@ -635,7 +641,7 @@ def assemble(
         config=cfg.to_dict(),
         conventions={
             **CONVENTIONS,
-            "attacks": ATTACK_CONVENTION,
+            "attacks": ATTACK_CONVENTION + (AA_CASCADE_CONVENTION if cfg.aa_cascade else ""),
             "density": "fraction of prunable weights kept",
             **({"ood_features": FT.FEATURE_CONVENTION} if features is not None else {}),
             **({"ood_groups": OOD_GROUP_CONVENTION} if loaded.groups else {}),
