@@ -31,3 +31,12 @@ def load_resnet20(path: str | Path) -> Any:
         std=STD,
     )
     return loaded.model.eval()
+
+
+def resnet20_options(**kw: Any) -> Any:
+    """``EvalOptions`` for the pretrained ResNet-20 on the CPU with the cache off, plus ``kw``."""
+    from evalsuite.battery import EvalOptions
+
+    return EvalOptions(
+        arch="resnet20", arch_kwargs=ARCH_KWARGS, mean=MEAN, std=STD, device="cpu", cache=False, **kw
+    )

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, SHARED, STD, load_resnet20
+from _shared import CIFAR_TEST, IMAGENET, MODEL, SHARED, load_resnet20, resnet20_options
 from torch import Tensor, nn
 
 CIFAR_TRAIN = SHARED / "data" / "cifar10" / "train.npz"
@@ -166,7 +166,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from evalsuite.battery.config import CHECKS, BatteryConfig
-    from evalsuite.battery.run import EvalOptions, evaluate_with_arrays
+    from evalsuite.battery.run import evaluate_with_arrays
     from evalsuite.core.results import eps_name
     from evalsuite.data import load_dataset
     from evalsuite.data.base import stratified_subset
@@ -186,16 +186,7 @@ def main() -> None:
             fit_limit=args.fit_limit,
             corruption_data=cor_spec,
         )
-        opts = EvalOptions(
-            data=id_spec,
-            ood=[f"near:imagenet=npz:{IMAGENET}", "far:photos"],
-            arch="resnet20",
-            arch_kwargs=ARCH_KWARGS,
-            mean=MEAN,
-            std=STD,
-            device="cpu",
-            cache=False,
-        )
+        opts = resnet20_options(data=id_spec, ood=[f"near:imagenet=npz:{IMAGENET}", "far:photos"])
         net = load_resnet20(MODEL)
         with torch.inference_mode():  # warm-up: thread pool, allocator, kernels
             for _ in range(3):

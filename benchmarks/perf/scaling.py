@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MEAN, MODEL, STD, load_resnet20
+from _shared import ARCH_KWARGS, CIFAR_TEST, IMAGENET, MODEL, load_resnet20, resnet20_options
 
 
 def _label(n: int) -> str:
@@ -44,7 +44,7 @@ def _rss_mb() -> float:
 
 def child(args: argparse.Namespace) -> None:
     from evalsuite.battery.config import BatteryConfig, parse_list
-    from evalsuite.battery.run import EvalOptions, evaluate_with_arrays
+    from evalsuite.battery.run import evaluate_with_arrays
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,16 +61,7 @@ def child(args: argparse.Namespace) -> None:
         limit=args.n,
     )
     ood = [args.ood1] + ([f"gaussian:{args.n}", f"uniform:{args.n}"] if args.ood == 3 else [])
-    opts = EvalOptions(
-        data=args.data,
-        ood=ood,
-        arch="resnet20",
-        arch_kwargs=ARCH_KWARGS,
-        mean=MEAN,
-        std=STD,
-        device="cpu",
-        cache=False,
-    )
+    opts = resnet20_options(data=args.data, ood=ood)
     t0 = time.perf_counter()
     result, arrays = evaluate_with_arrays(args.model, cfg, opts)
     wall = time.perf_counter() - t0
