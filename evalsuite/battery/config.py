@@ -97,7 +97,12 @@ class BatteryConfig:
             raise UsageError(
                 f"unknown AutoAttack version {self.aa_version!r}; choose from {', '.join(AA_VERSIONS)}"
             )
-        if "robust" in self.checks and any(ATTACKS.get(a).engine == "autoattack" for a in self.attacks):
+        runs_aa = "robust" in self.checks and any(ATTACKS.get(a).engine == "autoattack" for a in self.attacks)
+        if self.aa_cascade and not runs_aa:
+            raise UsageError(
+                "--aa-cascade needs AutoAttack in the robust check: --attacks autoattack and/or autoattack_l2"
+            )
+        if runs_aa:
             from evalsuite.attacks.autoattack import require_autoattack
 
             require_autoattack()

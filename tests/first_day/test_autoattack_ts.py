@@ -34,6 +34,12 @@ CASES = [
         "invalid choice",
         code=2,
     ),
+    Case(
+        "aa-cascade-without-autoattack",
+        [*EVAL, "--attacks", "pgd_linf", "--aa-cascade"],
+        "--aa-cascade needs AutoAttack",
+        code=2,
+    ),
     Case("calibrate-unknown", [*EVAL, *CLEAN, "--calibrate", "platt"], "invalid choice", code=2),
     Case(
         "calib-fraction-without-calibrate",
