@@ -385,31 +385,25 @@ def _corruption_families() -> tuple[MetricFamily, ...]:
             "reference's; computed by compare, descriptive",
         ),
     ):
-        out.append(
-            MetricFamily(
-                key=f"corruption_{key}",
-                pattern=f"corruption/{key}",
-                group="corruption",
-                higher_is_better=False,
-                kind="score",
-                arrays=(),
-                value_ci="none",
-                paired_test="none",
-                merge="equal",
-                primary="never",
-                display=display,
-                definition=definition,
-                bounds=(0.0, None) if key == "mce" else (None, None),
-            )
-        )
+        bounds = (0.0, None) if key == "mce" else (None, None)
+        out.append(_descriptive("corruption", key, "score", display, definition, bounds))
     return tuple(out)
 
 
-def _sparsity(leaf: str, kind: Kind, display: str, definition: str) -> MetricFamily:
+def _descriptive(
+    group: Group,
+    leaf: str,
+    kind: Kind,
+    display: str,
+    definition: str,
+    bounds: tuple[float | None, float | None],
+) -> MetricFamily:
+    """A family ``<group>/<leaf>`` that is reported and never tested: no arrays, no interval, no paired
+    test, equal across shards (the sparsity audit, compare's mCE)."""
     return MetricFamily(
-        key=f"sparsity_{leaf}",
-        pattern=f"sparsity/{leaf}",
-        group="sparsity",
+        key=f"{group}_{leaf}",
+        pattern=f"{group}/{leaf}",
+        group=group,
         higher_is_better=False,
         kind=kind,
         arrays=(),
@@ -419,8 +413,13 @@ def _sparsity(leaf: str, kind: Kind, display: str, definition: str) -> MetricFam
         primary="never",
         display=display,
         definition=definition,
-        bounds=(0.0, 1.0) if kind == "proportion" else (0.0, None),
+        bounds=bounds,
     )
+
+
+def _sparsity(leaf: str, kind: Kind, display: str, definition: str) -> MetricFamily:
+    bounds = (0.0, 1.0) if kind == "proportion" else (0.0, None)
+    return _descriptive("sparsity", leaf, kind, display, definition, bounds)
 
 
 FAMILIES: tuple[MetricFamily, ...] = (
