@@ -33,6 +33,7 @@ import math
 import platform
 import re
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -343,7 +344,7 @@ class ResultStore:
         try:
             con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             con.execute("PRAGMA foreign_keys=ON")
-            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()
+            mode = self._journal_wal(con)
             if not mode or str(mode[0]).lower() != "wal":
                 raise DataError(f"{self.path}: cannot switch results store to WAL mode (got {mode})")
             con.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL mode; atomic either way
@@ -354,6 +355,19 @@ class ResultStore:
             con.close()
             raise
         return con
+
+    def _journal_wal(self, con: sqlite3.Connection) -> Any:
+        """``PRAGMA journal_mode=WAL``, retried until ``timeout``: SQLite can answer it with "database is
+        locked" at once, without calling the busy handler, while another process creates the same file
+        (seen as a rare failure of two drivers creating one store together)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return con.execute("PRAGMA journal_mode=WAL").fetchone()
+            except sqlite3.OperationalError as e:
+                if not _is_locked(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
 
     def _has_schema(self) -> bool:
         rows = self._read("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
